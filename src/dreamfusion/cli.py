@@ -1,0 +1,259 @@
+"""Command line: `dreamfusion generate CAPTION` and `dreamfusion export RUN_DIR`.
+
+Every user error (bad caption, bad option value, a folder that already holds a run)
+is one sentence on stderr and a non-zero exit, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .config import PRESETS, RunConfig, override, preset
+
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+
+SHADING_MODES = {
+    # name: (albedo_only_fraction, shaded_probability, textureless_probability)
+    "full": None,  # the paper's schedule (preset values)
+    "lambertian": {"shading.textureless_probability": 0.0},
+    "albedo": {"shading.albedo_only_fraction": 1.0},
+}
+
+
+class UserError(Exception):
+    """An error in what the user asked for; printed as one line, exit code 2."""
+
+
+# -- argument types ------------------------------------------------------------------
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def render_size(text: str) -> int:
+    value = positive_int(text)
+    if not 8 <= value <= 512:
+        raise argparse.ArgumentTypeError(f"must be between 8 and 512 pixels, got {value}")
+    return value
+
+
+# -- parser --------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dreamfusion",
+        description="Text to 3D by Score Distillation Sampling (DreamFusion). "
+                    "Runs offline on a CPU with the built-in toy-world prior.")
+    parser.add_argument("--version", action="version", version=f"dreamfusion {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    add_generate(sub)
+    add_export(sub)
+    return parser
+
+
+def add_generate(sub) -> None:
+    p = sub.add_parser(
+        "generate", help="turn a caption into a 3D object (mesh, video, previews)",
+        description="Optimise a NeRF so that its renders match CAPTION under the diffusion "
+                    "prior, then export a mesh (GLB/OBJ/PLY), a turntable video and a PNG "
+                    "grid of fixed views into one run folder.")
+    p.add_argument("caption", help='what to make, e.g. "a red cube" (the toy prior knows '
+                   '"a {colour} {shape}" and "a {colour} {shape} with a {colour} front")')
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="run folder (default: a new folder under ./runs/ named from the caption)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow --out to name a folder that already holds a run, replacing it")
+    p.add_argument("--preset", choices=PRESETS, default="fast",
+                   help="settings bundle: fast (default, about a minute on 2 CPU cores) or "
+                        "quality (larger renders and grid, more steps)")
+    p.add_argument("--steps", type=positive_int, help="optimisation steps (overrides the preset)")
+    p.add_argument("--seed", type=nonnegative_int, help="random seed (default 0)")
+    p.add_argument("--size", type=render_size,
+                   help="render resolution in pixels during training (preset: 32 fast, 64 quality)")
+    p.add_argument("--batch-size", type=positive_int, help="cameras per step")
+    p.add_argument("--guidance", type=positive_float,
+                   help="classifier-free guidance scale s (default 3 for the toy prior)")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
+                   help="where to run (default auto: CUDA if available, else CPU)")
+    p.add_argument("--backend", choices=("toy",), default=None,
+                   help="diffusion prior: toy = the built-in exact prior of the toy world")
+    p.add_argument("--no-view-prompts", action="store_true",
+                   help="do not append ', front view' etc. to the caption (shows the Janus problem)")
+    p.add_argument("--shading", choices=tuple(SHADING_MODES), default="full",
+                   help="shading during training: full = paper schedule (albedo, then "
+                        "lambertian and textureless), lambertian = no textureless renders, "
+                        "albedo = no lighting at all (ablations of the paper's Figure 6)")
+    p.add_argument("--no-export", action="store_true",
+                   help="skip the mesh/video export at the end (`dreamfusion export` redoes it)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field by dotted name, e.g. "
+                        "--set guidance.t_max_final=0.4 (see config.json of a run)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_generate)
+
+
+def add_export(sub) -> None:
+    p = sub.add_parser(
+        "export", help="redo the export of a finished run from its checkpoint",
+        description="Re-export RUN_DIR from its checkpoint: mesh (GLB/OBJ/PLY), turntable "
+                    "video, PNG grid of views and ground-truth metrics. Replaces those "
+                    "files in RUN_DIR; the checkpoint and config are never touched.")
+    p.add_argument("run_dir", type=Path, help="a folder written by `dreamfusion generate`")
+    p.add_argument("--mesh-resolution", type=positive_int,
+                   help="marching-cubes grid cells per axis (default: the run's config)")
+    p.add_argument("--threshold", type=positive_float,
+                   help="density threshold (default: matched to the rendered silhouettes)")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
+                   help="where to run (default auto)")
+    p.set_defaults(func=cmd_export)
+
+
+# -- config from arguments -----------------------------------------------------------
+def parse_set(items: Sequence[str], base: RunConfig) -> dict[str, Any]:
+    """--set KEY=VALUE pairs, each value parsed as the type of the field it replaces."""
+    changes = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
+        current: Any = base
+        for part in key.split("."):
+            if not dataclasses.is_dataclass(current) or part not in {
+                    f.name for f in dataclasses.fields(current)}:
+                raise UserError(f"--set: unknown config key {key!r}")
+            current = getattr(current, part)
+        if dataclasses.is_dataclass(current):
+            raise UserError(f"--set: {key!r} is a group, name one of its fields")
+        changes[key] = parse_value(key, raw, current)
+    return changes
+
+
+def parse_value(key: str, raw: str, current: Any) -> Any:
+    try:
+        if isinstance(current, bool):
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return raw.lower() in ("true", "1", "yes")
+        if isinstance(current, (int, float, str)):
+            return type(current)(raw)
+        if isinstance(current, tuple):
+            return tuple(type(current[0])(v) for v in raw.split(","))
+    except ValueError:
+        pass
+    raise UserError(f"--set: {raw!r} is not a valid value for {key} "
+                    f"(expected {type(current).__name__})")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    cfg = override(preset(args.preset), caption=args.caption.strip())
+    direct = {"steps": args.steps, "seed": args.seed, "size": args.size,
+              "batch_size": args.batch_size, "device": args.device,
+              "guidance.guidance_scale": args.guidance, "guidance.backend": args.backend}
+    cfg = override(cfg, **{k: v for k, v in direct.items() if v is not None})
+    if args.no_view_prompts:
+        cfg = override(cfg, **{"guidance.view_prompts": False})
+    if SHADING_MODES[args.shading]:
+        cfg = override(cfg, **SHADING_MODES[args.shading])
+    if args.no_export:
+        cfg = override(cfg, **{"export.enabled": False})
+    return override(cfg, **parse_set(args.set, cfg))
+
+
+def check_caption(cfg: RunConfig) -> None:
+    """Fail before creating anything if the caption cannot be used with the backend."""
+    if not cfg.caption:
+        raise UserError("the caption is empty; say what to make, e.g. "
+                        'dreamfusion generate "a red cube"')
+    if cfg.guidance.backend == "toy":
+        from .toyworld.captions import CaptionError, parse_caption
+        try:
+            parse_caption(cfg.caption)
+        except CaptionError as err:
+            raise UserError(str(err)) from None
+
+
+# -- commands ------------------------------------------------------------------------
+def cmd_generate(args: argparse.Namespace) -> int:
+    from . import runs
+    cfg = config_from_args(args)
+    check_caption(cfg)
+    run_dir = args.out if args.out is not None else runs.default_run_dir(cfg.caption)
+    try:
+        runs.prepare_run_dir(run_dir, args.overwrite)
+    except runs.RunFolderError as err:
+        raise UserError(str(err)) from None
+    from .pipeline import generate
+    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    generate(cfg, run_dir, progress=not args.quiet, log=log)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from . import runs
+    from .pipeline import reexport
+    try:
+        cfg = runs.load_config(args.run_dir)
+    except runs.RunFolderError as err:
+        raise UserError(str(err)) from None
+    changes = {"device": args.device}
+    if args.mesh_resolution:
+        changes["export.mesh_resolution"] = args.mesh_resolution
+    if args.threshold:
+        changes["export.threshold"] = args.threshold
+    reexport(override(cfg, **changes), args.run_dir,
+             log=lambda msg: print(msg, file=sys.stderr))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as err:
+        print(f"dreamfusion: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("dreamfusion: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # known failure types carry a user-facing message
+        from .pipeline import USER_FACING_ERRORS
+        if isinstance(err, USER_FACING_ERRORS):
+            print(f"dreamfusion: error: {err}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Configuration: one frozen dataclass per component, every field documented, and presets.
+
+Configs are built once (preset + command-line overrides), frozen, saved as JSON in the run
+folder, and never mutated during training; schedules are functions of ``step``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, fields, replace
+from dataclasses import field as _field
+from typing import Any, Literal
+
+from .cameras import CameraSampling
+
+
+@dataclass(frozen=True)
+class FieldConfig:
+    """The NeRF: dense voxel grids of density and albedo, trilinearly interpolated.
+
+    Each quantity is a sum of grids at several resolutions (coarse to `resolution`),
+    upsampled to the finest: coarse levels pool the noisy SDS gradients of many pixels,
+    fine levels add detail (a dense cousin of Instant-NGP's multiresolution encoding)."""
+
+    resolution: int = 64
+    """Finest grid: cells per axis over [-bound, bound]^3."""
+    density_levels: tuple[int, ...] = (16, 32, 64)
+    """Resolutions of the density grids that are summed (the last must equal resolution)."""
+    albedo_levels: tuple[int, ...] = (8, 16, 32)
+    """Resolutions of the albedo grids that are summed."""
+    bound: float = 1.0
+    """Half-width of the cube the field covers; the toy world fits in the unit sphere."""
+    blob_density: float = 10.0
+    """Initial pre-activation density at the centre (threestudio-style linear blob)."""
+    blob_radius: float = 0.5
+    """Radius at which the initial blob's pre-activation density crosses zero."""
+    init_noise: float = 0.0
+    """Std of Gaussian noise added to the initial grids."""
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """Volume rendering of the field."""
+
+    samples: int = 32
+    """Stratified samples per ray, between the ray's entry and exit of the box around
+    the occupied part of the field (within the unit sphere)."""
+    background: Literal["white", "black", "random", "learned"] = "white"
+    """Background: a fixed colour, a random solid colour per image, or an MLP of the
+    ray direction trained with the field (the paper's choice)."""
+
+
+@dataclass(frozen=True)
+class ShadingConfig:
+    """The paper's shading schedule: albedo only first, then random lambertian/textureless."""
+
+    albedo_only_fraction: float = 0.2
+    """Fraction of the steps (from the start) rendered with albedo only (paper: ~1k of 15k)."""
+    shaded_probability: float = 0.75
+    """After the albedo-only phase: probability that an image is shaded."""
+    textureless_probability: float = 0.5
+    """Of the shaded images: probability of white material (geometry only)."""
+    ambient: float = 0.3
+    """Ambient light l_a of shaded renders (toy photos use 0.3; paper 0.1)."""
+    diffuse: float = 0.7
+    """Diffuse light l_rho of shaded renders (toy photos use 0.7; paper 0.9)."""
+    light_jitter: float = 0.5
+    """Light direction = normalize(camera position + N(0, jitter^2 I)), as the photos."""
+
+
+@dataclass(frozen=True)
+class GuidanceConfig:
+    """Score distillation sampling."""
+
+    backend: Literal["toy"] = "toy"
+    """Diffusion prior. `toy`: the built-in exact prior of the toy world."""
+    guidance_scale: float = 1.5
+    """Classifier-free guidance s in eps_u + s (eps_c - eps_u). With the exact toy prior
+    it is the main geometry knob: larger s inflates the shape (cone IoU 0.90 at 1.5,
+    0.74 at 2, 0.67 at 3, 0.57 at 6; docs/TUNING.md)."""
+    t_min: float = 0.02
+    """Lower end of the diffusion time range at the end of training (fraction of T)."""
+    t_min_start: float = 0.7
+    """Lower end at the start of training, annealed linearly to t_min (= t_min disables).
+    Small t pulls a render to the single nearest photo of the exact prior; starting
+    with large t lets the early field settle on the caption's average look first."""
+    t_max: float = 0.98
+    """Upper end of the time range at the start of training."""
+    t_max_final: float = 0.35
+    """Upper end at the end of training (linear anneal from t_max); = t_max disables."""
+    weighting: Literal["sds", "uniform"] = "sds"
+    """w(t): `sds` = sigma_t^2 = 1 - alphabar_t (paper), `uniform` = 1."""
+    grad_clip: float = 0.0
+    """Clip the SDS gradient elementwise to +-this value (0 = off)."""
+    view_prompts: bool = True
+    """Append ', front view' / ', side view' / ... to the caption by camera angle."""
+    negative_prompt: str = ""
+    """Text of the unconditional branch (empty = the true unconditional)."""
+    bank_size: int = 128
+    """Toy prior: photos per caption in the exact denoiser's bank."""
+    uncond_bank_size: int = 512
+    """Toy prior: photos of random captions in the unconditional bank."""
+    prior_seed: int = 0
+    """Toy prior: seed of the photo banks (independent of the run seed)."""
+
+
+@dataclass(frozen=True)
+class RegularizerConfig:
+    """Loss weights of the regularisers."""
+
+    orientation: float = 1e-2
+    """Orientation loss weight (paper: 1e-2)."""
+    opacity: float = 0.0
+    """Weight of sqrt(acc^2 + 0.01) (paper 1e-3..5e-3; too strong empties the scene)."""
+    tv: float = 0.0
+    """Total variation of the density grid (smoothness; not in the paper)."""
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam on the field's grids."""
+
+    lr_density: float = 0.1
+    lr_albedo: float = 0.05
+    lr_background: float = 1e-3
+    warmup_steps: int = 0
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What is written at the end of a run."""
+
+    enabled: bool = True
+    """Export mesh, turntable and view grid at the end of the run."""
+    mesh_resolution: int = 128
+    """Marching-cubes grid cells per axis."""
+    threshold: float = 0.0
+    """Density threshold for marching cubes; 0 = choose it so that hard silhouettes
+    match the rendered opacity over several views."""
+    turntable_frames: int = 24
+    turntable_size: int = 96
+    view_size: int = 96
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs; saved as config.json in the run folder."""
+
+    caption: str = "a red cube"
+    steps: int = 800
+    """Optimisation steps."""
+    batch_size: int = 2
+    """Cameras (images) per step."""
+    size: int = 32
+    """Render resolution (square) during training."""
+    seed: int = 0
+    device: Literal["cpu", "cuda", "auto"] = "auto"
+    preview_every: int = 200
+    """Save a preview image every this many steps (0 = never)."""
+    field: FieldConfig = _field(default_factory=FieldConfig)
+    render: RenderConfig = _field(default_factory=RenderConfig)
+    shading: ShadingConfig = _field(default_factory=ShadingConfig)
+    cameras: CameraSampling = _field(default_factory=CameraSampling)
+    guidance: GuidanceConfig = _field(default_factory=GuidanceConfig)
+    reg: RegularizerConfig = _field(default_factory=RegularizerConfig)
+    optim: OptimConfig = _field(default_factory=OptimConfig)
+    export: ExportConfig = _field(default_factory=ExportConfig)
+
+
+def preset(name: str) -> RunConfig:
+    """Named presets: `fast` (default, ~1 min on 2 CPU cores) and `quality`."""
+    if name == "fast":
+        return RunConfig()
+    if name == "quality":
+        return RunConfig(
+            steps=2000, batch_size=4, size=64, render=RenderConfig(samples=64),
+            field=FieldConfig(resolution=96),
+            export=ExportConfig(mesh_resolution=192, turntable_frames=48, turntable_size=128,
+                                view_size=128),
+        )
+    raise ValueError(f"unknown preset {name!r} (choose fast or quality)")
+
+
+PRESETS = ("fast", "quality")
+
+
+def to_dict(cfg: Any) -> dict:
+    """Nested plain dict (tuples become lists) for JSON."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def from_dict(cls: type, data: dict) -> Any:
+    """Rebuild a (nested) frozen config from `to_dict` output; unknown keys are errors."""
+    known = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ValueError(f"unknown config key {key!r} in {cls.__name__}")
+        default = getattr(cls(), key)
+        if dataclasses.is_dataclass(default):
+            kwargs[key] = from_dict(type(default), value)
+        elif isinstance(default, tuple):
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def override(cfg: Any, **changes: Any) -> Any:
+    """A copy of a frozen config with dotted-path changes, e.g. {'guidance.guidance_scale': 2}."""
+    for path, value in changes.items():
+        head, _, rest = path.partition(".")
+        if rest:
+            value = override(getattr(cfg, head), **{rest: value})
+        cfg = replace(cfg, **{head: value})
+    return cfg

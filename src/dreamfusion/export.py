@@ -1,0 +1,117 @@
+"""Export a trained field: mesh (GLB/OBJ/PLY), turntable video, PNG grid of fixed views."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from . import media
+from .cameras import Cameras, ring_cameras
+from .config import ExportConfig
+from .field import GridField
+from .mesh import color_vertices, extract_mesh, write_meshes
+from .render import Shading, ray_sphere_bounds, render_chunked, stratified_depths
+from .toyworld.world import grid_points
+
+def threshold_cameras() -> Cameras:
+    """16 views (three elevations) over which hard silhouettes are matched to opacity."""
+    ring = ring_cameras(8, el=20.0)
+    top = ring_cameras(4, el=70.0, start_az=45.0)
+    low = ring_cameras(4, el=-5.0, start_az=22.5)
+    return Cameras(torch.cat([ring.el, top.el, low.el]), torch.cat([ring.az, top.az, low.az]),
+                   torch.cat([ring.dist, top.dist, low.dist]), ring.fov)
+
+
+@torch.no_grad()
+def max_density_along_rays(field: GridField, cams: Cameras, size: int, samples: int) -> Tensor:
+    """(B, H, W) largest density met by each pixel's ray."""
+    origins, dirs = cams.rays(size)
+    near, far = ray_sphere_bounds(origins, dirs)
+    t = stratified_depths(near, far, samples, None, jitter=False)
+    return field.density(origins[..., None, :] + dirs[..., None, :] * t[..., None]).amax(-1)
+
+
+@torch.no_grad()
+def choose_threshold(field: GridField, size: int = 64, samples: int = 192) -> float:
+    """Density threshold whose hard silhouettes best match the rendered opacity.
+
+    A fixed threshold is a trap: the density scale drifts between runs. A pixel is inside
+    the thresholded solid's silhouette iff the largest density on its ray exceeds the
+    threshold, so the IoU against (opacity > 0.5) is cheap to scan over candidates.
+    """
+    device = field.device
+    cams = threshold_cameras().to(device)
+    n = len(cams)
+    opacity = render_chunked(field, cams, size, samples, Shading.albedo(n, device),
+                             torch.ones(n, 3, device=device))["opacity"][:, 0]
+    target = opacity > 0.5
+    peak = max_density_along_rays(field, cams, size, samples)
+    top = float(peak.max())
+    if top <= 0 or not bool(target.any()):
+        return float("inf")
+    candidates = torch.logspace(-3, 0, 200, device=device) * top
+    best, best_iou = top, -1.0
+    for tau in candidates.tolist():
+        sil = peak > tau
+        iou = float((sil & target).sum()) / max(float((sil | target).sum()), 1.0)
+        if iou > best_iou:
+            best, best_iou = tau, iou
+    return best
+
+
+def density_on_grid(field: GridField, res: int, chunk: int = 1 << 18) -> Tensor:
+    """(res, res, res) density at world.grid_points(res, bound)."""
+    pts = grid_points(res, field.cfg.bound).to(field.device).reshape(-1, 3)
+    with torch.no_grad():
+        vals = torch.cat([field.density(pts[i:i + chunk]) for i in range(0, len(pts), chunk)])
+    return vals.reshape(res, res, res).cpu()
+
+
+def export_mesh(field: GridField, cfg: ExportConfig):
+    """The cleaned, coloured mesh (trimesh.Trimesh) and the threshold used."""
+    threshold = cfg.threshold if cfg.threshold > 0 else choose_threshold(field)
+    mesh = extract_mesh(density_on_grid(field, cfg.mesh_resolution), threshold,
+                        bound=field.cfg.bound)
+
+    def albedo_fn(points: Tensor) -> Tensor:
+        with torch.no_grad():
+            return field.albedo(points.to(field.device).float()).cpu()
+
+    # Read the albedo half a voxel inside: the surface itself sits on the boundary.
+    mesh = color_vertices(mesh, albedo_fn, inset=0.5 * field.voxel_size)
+    return mesh, threshold
+
+
+def render_turntable(field: GridField, cfg: ExportConfig, samples: int = 96) -> Tensor:
+    """(N, 3, H, 2W) frames: shaded on the left, textureless on the right."""
+    device = field.device
+    cams = ring_cameras(cfg.turntable_frames, el=20.0).to(device)
+    n = len(cams)
+    bg = torch.ones(n, 3, device=device)
+    shaded = render_chunked(field, cams, cfg.turntable_size, samples, Shading.lit(cams), bg)
+    clay = render_chunked(field, cams, cfg.turntable_size, samples,
+                          Shading.lit(cams, textureless=True), bg)
+    return torch.cat([shaded["image"], clay["image"]], dim=-1).cpu()
+
+
+def render_views(field: GridField, cfg: ExportConfig, samples: int = 96) -> Tensor:
+    """(24, 3, H, W): 8 evaluation views (el 20, every 45 deg) x albedo/shaded/textureless."""
+    device = field.device
+    cams = ring_cameras(8, el=20.0).to(device)
+    bg = torch.ones(8, 3, device=device)
+    rows = [render_chunked(field, cams, cfg.view_size, samples, sh, bg)["image"] for sh in (
+        Shading.albedo(8, device), Shading.lit(cams), Shading.lit(cams, textureless=True))]
+    return torch.cat(rows).cpu()
+
+
+def export_run(field: GridField, cfg: ExportConfig, run_dir: Path):
+    """Write mesh.{glb,obj,ply}, turntable.{mp4|gif} and views.png; return (mesh, paths)."""
+    mesh, threshold = export_mesh(field, cfg)
+    paths = {k: str(v) for k, v in write_meshes(mesh, run_dir, "mesh").items()}
+    frames = media.to_uint8(render_turntable(field, cfg))
+    paths["turntable"] = str(media.write_video(frames, run_dir / "turntable"))
+    views = media.image_grid(render_views(field, cfg), nrow=8)
+    media.write_png(views, run_dir / "views.png")
+    paths["views"] = str(run_dir / "views.png")
+    return mesh, {"threshold": threshold, "files": paths}

@@ -1,0 +1,165 @@
+"""The 3D model: a dense voxel grid of density and albedo (DVGO / Plenoxels style).
+
+Measured against the alternatives on 2 CPU cores (see docs/DESIGN-NOTES.md): a dense
+grid needs no MLP, is one `grid_sample` per step, and its density gradient, hence the
+surface normal, is one more cheap stencil over the grid instead of six extra field
+evaluations per sample.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import FieldConfig
+from .toyworld.world import grid_points
+
+
+class GridField(nn.Module):
+    """Density and albedo on (R, R, R) grids over [-bound, bound]^3.
+
+    Grid index [i, j, k] is the point (x_i, y_j, z_k) (toyworld.world.grid_points).
+    Each raw grid is a sum of levels upsampled to R. Density sigma = softplus(raw);
+    albedo rho = sigmoid(raw); both are interpolated after activation.
+    """
+
+    def __init__(self, cfg: FieldConfig, generator: torch.Generator | None = None):
+        super().__init__()
+        self.cfg = cfg
+        if not cfg.density_levels or cfg.density_levels[-1] != cfg.resolution:
+            raise ValueError("field.density_levels must end with field.resolution")
+
+        def level(channels: tuple[int, ...], r: int) -> nn.Parameter:
+            noise = torch.randn(*channels, r, r, r, generator=generator) * cfg.init_noise
+            return nn.Parameter(noise)
+
+        self.density_levels = nn.ParameterList([level((), r) for r in cfg.density_levels])
+        self.albedo_levels = nn.ParameterList([level((3,), r) for r in cfg.albedo_levels])
+        # Density blob so the scene starts as a soft ball rather than empty space.
+        radius = grid_points(cfg.resolution, cfg.bound).norm(dim=-1)
+        with torch.no_grad():
+            self.density_levels[-1] += cfg.blob_density * (1.0 - radius / cfg.blob_radius)
+
+    @property
+    def device(self) -> torch.device:
+        return self.density_levels[0].device
+
+    def _upsampled_sum(self, levels: nn.ParameterList) -> Tensor:
+        """(C, R, R, R): levels summed coarse to fine, each partial sum upsampled once.
+
+        Cascading (16 -> 32, add, -> 64) costs one full-size upsample instead of one per
+        level; trilinear upsampling is linear, so the sum is the same.
+        """
+        total = None
+        for grid in levels:
+            g = grid if grid.dim() == 4 else grid[None]
+            if total is not None:
+                g = g + upsample(total, g.shape[-1])
+            total = g
+        return upsample(total, self.cfg.resolution)
+
+    @property
+    def density_raw(self) -> Tensor:
+        """(R, R, R) pre-activation density."""
+        return self._upsampled_sum(self.density_levels)[0]
+
+    @property
+    def albedo_raw(self) -> Tensor:
+        """(3, R, R, R) pre-activation albedo."""
+        return self._upsampled_sum(self.albedo_levels)
+
+    @property
+    def voxel_size(self) -> float:
+        return 2 * self.cfg.bound / self.cfg.resolution
+
+    def density_grid(self) -> Tensor:
+        """(R, R, R) activated density."""
+        return F.softplus(self.density_raw)
+
+    def feature_volume(self) -> Tensor:
+        """(7, R, R, R): density, its gradient (3), albedo (3), ready for sampling.
+
+        The gradient is a central difference over one voxel each side: a wide step,
+        so normals are smooth (narrow steps gave speckled shading in the prototype).
+        """
+        sigma = self.density_grid()
+        grad = density_gradient(sigma, self.voxel_size)
+        return torch.cat([sigma[None], grad, torch.sigmoid(self.albedo_raw)], dim=0)
+
+    def query(self, points: Tensor, volume: Tensor | None = None) -> dict[str, Tensor]:
+        """Field values at points (..., 3): density (...), normal (..., 3), albedo (..., 3).
+
+        Pass `volume` (from `feature_volume`) to share one volume over several queries.
+        """
+        if volume is None:
+            volume = self.feature_volume()
+        feats = sample_volume(volume, points, self.cfg.bound)
+        grad = feats[..., 1:4]
+        normal = -grad / (grad.norm(dim=-1, keepdim=True) + 1e-6)
+        return {"density": feats[..., 0], "normal": normal, "albedo": feats[..., 4:7]}
+
+    def density(self, points: Tensor) -> Tensor:
+        """Density at points (..., 3) -> (...)."""
+        return sample_volume(self.density_grid()[None], points, self.cfg.bound)[..., 0]
+
+    def albedo(self, points: Tensor) -> Tensor:
+        """Albedo at points (..., 3) -> (..., 3) in [0, 1]."""
+        return sample_volume(torch.sigmoid(self.albedo_raw), points, self.cfg.bound)
+
+    @torch.no_grad()
+    def occupied_box(self, threshold: float = 0.1, margin: float = 0.1) -> tuple[Tensor, Tensor]:
+        """(lo, hi), each (3,): bounding box of cells with density > threshold, grown by
+        `margin` so the surface can still move outward; the whole cube if none."""
+        occupied = self.density_grid() > threshold
+        b = self.cfg.bound
+        if not bool(occupied.any()):
+            return torch.full((3,), -b, device=self.device), torch.full((3,), b, device=self.device)
+        centres = grid_points(self.cfg.resolution, b).to(self.device)[occupied]
+        half = self.voxel_size / 2 + margin
+        return (centres.amin(0) - half).clamp(min=-b), (centres.amax(0) + half).clamp(max=b)
+
+    def tv_loss(self) -> Tensor:
+        """Mean squared difference of neighbouring finest-level densities (smoothness prior)."""
+        d = self.density_levels[-1]
+        return sum(((d.diff(dim=k)) ** 2).mean() for k in range(3)) / 3
+
+
+def upsample(grid: Tensor, r: int) -> Tensor:
+    """Trilinear resize of a (C, r0, r0, r0) cell-centred grid to (C, r, r, r)."""
+    if grid.shape[-1] == r:
+        return grid
+    return F.interpolate(grid[None], size=(r, r, r), mode="trilinear", align_corners=False)[0]
+
+
+def density_gradient(sigma: Tensor, h: float) -> Tensor:
+    """(3, R, R, R) central-difference gradient of a (R, R, R) grid, edges replicated."""
+    padded = F.pad(sigma[None, None], (1, 1, 1, 1, 1, 1), mode="replicate")[0, 0]
+    gx = (padded[2:, 1:-1, 1:-1] - padded[:-2, 1:-1, 1:-1]) / (2 * h)
+    gy = (padded[1:-1, 2:, 1:-1] - padded[1:-1, :-2, 1:-1]) / (2 * h)
+    gz = (padded[1:-1, 1:-1, 2:] - padded[1:-1, 1:-1, :-2]) / (2 * h)
+    return torch.stack([gx, gy, gz])
+
+
+def sample_volume(volume: Tensor, points: Tensor, bound: float) -> Tensor:
+    """Trilinear sample of a (C, R, R, R) volume (axes x, y, z) at points (..., 3) -> (..., C).
+
+    Points outside the cube read zero (padding_mode='zeros').
+    """
+    shape = points.shape[:-1]
+    # grid_sample wants (x, y, z) coordinates for the (W, H, D) = (z, y, x) axes.
+    coords = (points.reshape(1, -1, 1, 1, 3)[..., [2, 1, 0]] / bound)
+    out = F.grid_sample(volume[None], coords, mode="bilinear", padding_mode="zeros",
+                        align_corners=False)
+    return out.reshape(volume.shape[0], -1).t().reshape(*shape, volume.shape[0])
+
+
+class LearnedBackground(nn.Module):
+    """Background colour as a small MLP of the ray direction (the paper's choice)."""
+
+    def __init__(self, hidden: int = 16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(3, hidden), nn.ReLU(), nn.Linear(hidden, 3))
+
+    def forward(self, dirs: Tensor) -> Tensor:
+        """dirs (..., 3) unit vectors -> colour (..., 3) in [0, 1]."""
+        return torch.sigmoid(self.net(dirs))

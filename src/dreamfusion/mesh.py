@@ -1,0 +1,165 @@
+"""Mesh export: marching cubes of a density grid, vertex colours, GLB/OBJ/PLY files.
+
+Grids follow ``toyworld.world.grid_points``: index [i, j, k] is the cell centre
+(x_i, y_j, z_k) with x_i = -bound + (i + 0.5) * 2 * bound / R.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import trimesh
+from scipy import ndimage
+from skimage import measure
+from torch import Tensor
+
+__all__ = ["EmptyFieldError", "extract_mesh", "color_vertices", "write_meshes"]
+
+
+class EmptyFieldError(RuntimeError):
+    """The field has no density above the threshold, so there is no mesh to extract."""
+
+    def __init__(self, threshold: float | None = None, max_density: float | None = None):
+        where = "" if threshold is None else f" {threshold:g}"
+        peak = "" if max_density is None else f" (maximum {max_density:g})"
+        super().__init__(
+            f"the field has no density above the threshold{where}{peak}, "
+            "so there is no mesh to extract"
+        )
+        self.threshold = threshold
+        self.max_density = max_density
+
+
+def _as_numpy(density: np.ndarray | Tensor) -> np.ndarray:
+    """(R, R, R) float64 copy of a grid, NaN treated as empty."""
+    if isinstance(density, Tensor):
+        density = density.detach().cpu().double().numpy()
+    d = np.array(density, dtype=np.float64)
+    if d.ndim != 3 or len(set(d.shape)) != 1:
+        raise ValueError(f"density must be a cubic (R, R, R) grid, got shape {d.shape}")
+    return np.nan_to_num(d, nan=-np.inf)
+
+
+def _largest_component(occ: np.ndarray) -> np.ndarray:
+    """bool (R, R, R): the largest 26-connected component of ``occ``.
+
+    26-connectivity: every dropped voxel is separated from the kept ones by at least
+    one empty voxel, so no marching cube touches both and the surfaces stay apart.
+    """
+    labels, n = ndimage.label(occ, structure=np.ones((3, 3, 3), dtype=bool))
+    if n <= 1:
+        return occ
+    sizes = np.bincount(labels.ravel())[1:]
+    return labels == (1 + int(np.argmax(sizes)))
+
+
+def extract_mesh(
+    density: np.ndarray | Tensor,
+    threshold: float,
+    bound: float = 1.0,
+    keep_largest: bool = True,
+) -> trimesh.Trimesh:
+    """Closed, outward-oriented surface {density = threshold} of a (R, R, R) grid.
+
+    ``density`` is sampled at ``grid_points(R, bound)``. With ``keep_largest`` only the
+    largest connected blob of {density > threshold} is meshed (floaters dropped). The
+    grid is padded by one empty cell, so blobs touching the border are closed too.
+    Returns a mesh with (V, 3) world-space vertices and (F, 3) faces; volume > 0.
+    Raises EmptyFieldError when no cell is above the threshold.
+    """
+    d = _as_numpy(density)
+    res = d.shape[0]
+    occ = d > threshold
+    if not occ.any():
+        raise EmptyFieldError(threshold, float(np.max(d)) if d.size else None)
+
+    # any value strictly below the threshold marks "outside"; make everything finite
+    fin = d[np.isfinite(d)]
+    span = float(np.ptp(fin)) if fin.size else 1.0
+    low = threshold - max(1e-3 * (span + abs(threshold)), 1e-6)
+    floor = min(low, float(fin.min())) if fin.size else low
+    ceil = max(threshold + span + 1.0, float(fin.max()) if fin.size else 0.0)
+    d = np.clip(d, floor, ceil)
+    if keep_largest:
+        keep = _largest_component(occ)
+        d = np.where(keep, d, np.minimum(d, low))
+    # pad: the padded cell centres lie one cell outside the grid
+    d = np.pad(d, 1, mode="constant", constant_values=floor)
+
+    h = 2.0 * bound / res
+    verts, faces, _, _ = measure.marching_cubes(d, level=threshold, allow_degenerate=False)
+    # padded index v is original index v - 1, centre at -bound + (v - 1 + 0.5) * h
+    verts = -bound + (verts - 0.5) * h
+    mesh = trimesh.Trimesh(vertices=verts, faces=faces, process=True)
+    if mesh.volume < 0:
+        mesh.invert()
+    return mesh
+
+
+def color_vertices(
+    mesh: trimesh.Trimesh,
+    albedo_fn: Callable[[Tensor], Tensor],
+    inset: float = 0.0,
+    chunk: int = 65536,
+) -> trimesh.Trimesh:
+    """Copy of ``mesh`` with RGBA uint8 vertex colours from ``albedo_fn``.
+
+    ``albedo_fn`` maps (N, 3) float32 points to (N, 3) albedo in [0, 1]; it is
+    evaluated at each vertex moved ``inset`` along minus its normal (inside the
+    surface, where a radiance field's colour is often cleaner), in chunks.
+    """
+    out = mesh.copy()
+    pts = np.asarray(out.vertices, dtype=np.float64)
+    if inset and len(pts):
+        pts = pts - inset * np.asarray(out.vertex_normals)
+    pts_t = torch.as_tensor(pts, dtype=torch.float32)
+    with torch.no_grad():
+        parts = [albedo_fn(pts_t[s : s + chunk]) for s in range(0, len(pts_t), chunk)]
+    rgb = torch.cat(parts).reshape(-1, 3) if parts else torch.zeros(0, 3)
+    rgb = rgb.detach().float().cpu().nan_to_num(0.5).clamp(0.0, 1.0).numpy()
+    rgba = np.empty((len(rgb), 4), dtype=np.uint8)
+    rgba[:, :3] = np.round(rgb * 255.0).astype(np.uint8)
+    rgba[:, 3] = 255
+    out.visual = trimesh.visual.ColorVisuals(out, vertex_colors=rgba)
+    return out
+
+
+def _atomic_write(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_meshes(mesh: trimesh.Trimesh, out_dir: Path, stem: str = "mesh") -> dict[str, Path]:
+    """Write ``mesh`` as {stem}.glb, {stem}.obj and {stem}.ply in ``out_dir``.
+
+    Vertex colours, if any, are kept in all three (OBJ as "v x y z r g b").
+    Returns {"glb": path, "obj": path, "ply": path}.
+    """
+    out_dir = Path(out_dir)
+    paths: dict[str, Path] = {}
+    for ext in ("glb", "obj", "ply"):
+        path = out_dir / f"{stem}.{ext}"
+        if ext == "obj":
+            data = mesh.export(file_type="obj", include_normals=False, include_texture=False)
+        else:
+            data = mesh.export(file_type=ext)
+        _atomic_write(path, data)
+        paths[ext] = path
+    return paths

@@ -1,0 +1,57 @@
+"""View-dependent prompting: caption + ', front view' etc. by camera angle, embedded once."""
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import Tensor
+
+from .cameras import VIEW_LABELS, Cameras, view_labels
+from .guidance.base import DiffusionBackend
+
+_VIEW_SUFFIX = re.compile(r",\s*(front|side|back|overhead)\s+view\s*\.?\s*$", re.IGNORECASE)
+
+
+def strip_view(caption: str) -> str:
+    """The caption without a trailing ', <label> view'."""
+    return _VIEW_SUFFIX.sub("", caption.strip())
+
+
+def view_prompt(caption: str, label: str) -> str:
+    """'a red cube' + 'side' -> 'a red cube, side view'."""
+    return f"{strip_view(caption)}, {label} view"
+
+
+class PromptSet:
+    """Text embeddings of a caption, its four view variants and the negative prompt.
+
+    Computed once at construction (the backend may be expensive); `for_cameras` picks
+    the embedding of each camera's view label.
+    """
+
+    def __init__(self, backend: DiffusionBackend, caption: str, view_dependent: bool,
+                 negative: str = ""):
+        self.caption, self.view_dependent = caption, view_dependent
+        has_suffix = _VIEW_SUFFIX.search(caption) is not None
+        # A caption that already names a view is used as given.
+        self.view_dependent = view_dependent and not has_suffix
+        texts = [caption, negative]
+        if self.view_dependent:
+            texts += [view_prompt(caption, v) for v in VIEW_LABELS]
+        emb = backend.encode_text(texts)
+        self.base, self.negative = emb[0], emb[1]
+        self.views = {v: emb[2 + i] for i, v in enumerate(VIEW_LABELS)} if self.view_dependent else {}
+
+    def texts_for(self, cams: Cameras) -> list[str]:
+        if not self.view_dependent:
+            return [self.caption] * len(cams)
+        return [view_prompt(self.caption, v) for v in view_labels(cams.el, cams.az)]
+
+    def for_cameras(self, cams: Cameras) -> tuple[Tensor, Tensor]:
+        """(cond (B, ...), uncond (B, ...)) embeddings for a batch of cameras."""
+        if self.view_dependent:
+            cond = torch.stack([self.views[v] for v in view_labels(cams.el, cams.az)])
+        else:
+            cond = self.base.unsqueeze(0).expand(len(cams), *self.base.shape)
+        uncond = self.negative.unsqueeze(0).expand(len(cams), *self.negative.shape)
+        return cond, uncond

@@ -1,0 +1,155 @@
+"""Volume rendering of a field: ray bounds, stratified sampling, shading, compositing.
+
+Plain functions over tensors. Images are (B, 3, H, W) floats in [0, 1], row 0 at the top.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .cameras import Cameras
+from .field import GridField
+
+SCENE_RADIUS = 1.0
+"""Rays are sampled where they cross the sphere of this radius (the toy world's bound)."""
+
+
+@dataclass
+class Shading:
+    """Per-image lighting: colour = material * (ambient + diffuse * max(0, n . l)).
+
+    Albedo-only renders are ambient=1, diffuse=0; textureless ones use material = 1.
+    All tensors have shape (B,) except light_dirs (B, 3), unit vectors toward the light.
+    """
+
+    ambient: Tensor
+    diffuse: Tensor
+    textureless: Tensor
+    light_dirs: Tensor
+
+    @staticmethod
+    def albedo(n: int, device=None) -> "Shading":
+        return Shading(torch.ones(n, device=device), torch.zeros(n, device=device),
+                       torch.zeros(n, dtype=torch.bool, device=device),
+                       torch.zeros(n, 3, device=device))
+
+    @staticmethod
+    def lit(cams: Cameras, ambient: float = 0.3, diffuse: float = 0.7,
+            textureless: bool = False) -> "Shading":
+        """Light from the camera's direction (headlight), for previews and exports."""
+        n, device = len(cams), cams.el.device
+        pos = cams.positions()
+        return Shading(torch.full((n,), ambient, device=device),
+                       torch.full((n,), diffuse, device=device),
+                       torch.full((n,), textureless, dtype=torch.bool, device=device),
+                       pos / pos.norm(dim=-1, keepdim=True))
+
+
+def ray_sphere_bounds(origins: Tensor, dirs: Tensor, radius: float = SCENE_RADIUS
+                      ) -> tuple[Tensor, Tensor]:
+    """Entry and exit distances (...,) of rays (..., 3) through a centred sphere.
+
+    Rays that miss get near = far (zero-length segment, so nothing is rendered).
+    """
+    b = (origins * dirs).sum(-1)
+    c = (origins * origins).sum(-1) - radius**2
+    disc = (b * b - c).clamp(min=0).sqrt()
+    near = (-b - disc).clamp(min=0)
+    far = (-b + disc).clamp(min=0)
+    return near, torch.maximum(far, near)
+
+
+def ray_box_bounds(origins: Tensor, dirs: Tensor, lo: Tensor, hi: Tensor
+                   ) -> tuple[Tensor, Tensor]:
+    """Entry and exit distances (...,) of rays (..., 3) through the box [lo, hi] (3,).
+
+    Rays that miss get near = far.
+    """
+    inv = 1.0 / torch.where(dirs.abs() < 1e-9, torch.full_like(dirs, 1e-9), dirs)
+    t0, t1 = (lo - origins) * inv, (hi - origins) * inv
+    near = torch.minimum(t0, t1).amax(-1).clamp(min=0)
+    far = torch.maximum(t0, t1).amin(-1).clamp(min=0)
+    return near, torch.maximum(far, near)
+
+
+def stratified_depths(near: Tensor, far: Tensor, n: int, generator: torch.Generator | None,
+                      jitter: bool) -> Tensor:
+    """(..., n) sample depths, one per equal bin of [near, far], jittered when training."""
+    u = torch.arange(n, device=near.device, dtype=near.dtype)
+    if jitter:
+        u = u + torch.rand(*near.shape, n, generator=generator, device=near.device)
+    else:
+        u = u + 0.5
+    return near[..., None] + (far - near)[..., None] * (u / n)
+
+
+def composite(density: Tensor, deltas: Tensor) -> Tensor:
+    """Weights (..., S) of volume rendering: alpha_i * prod_{j<i} (1 - alpha_j)."""
+    alpha = 1.0 - torch.exp(-density * deltas)
+    trans = torch.cumprod(torch.cat([torch.ones_like(alpha[..., :1]), 1.0 - alpha[..., :-1] + 1e-10],
+                                    dim=-1), dim=-1)
+    return alpha * trans
+
+
+def shade(albedo: Tensor, normal: Tensor, shading: Shading) -> Tensor:
+    """Sample colours (B, ..., 3) from albedo and normals (B, ..., 3)."""
+    view = (shading.light_dirs.shape[0],) + (1,) * (albedo.dim() - 2) + (3,)
+    scalar = view[:-1] + (1,)
+    l = shading.light_dirs.reshape(view)
+    lambert = (normal * l).sum(-1, keepdim=True).clamp(min=0)
+    material = torch.where(shading.textureless.reshape(scalar), torch.ones_like(albedo), albedo)
+    return material * (shading.ambient.reshape(scalar) + shading.diffuse.reshape(scalar) * lambert)
+
+
+def render(field: GridField, cams: Cameras, size: int, samples: int, shading: Shading,
+           background: Tensor, generator: torch.Generator | None = None,
+           jitter: bool = True) -> dict[str, Tensor]:
+    """Render B images of the field.
+
+    background: (B, 3) solid colours or (B, size, size, 3) per-pixel colours.
+    Returns image (B, 3, H, W), opacity (B, 1, H, W), depth (B, 1, H, W), and
+    `orientation`, the paper's orientation penalty sum_i w_i max(0, n_i . v)^2 per ray,
+    averaged over rays (scalar).
+    """
+    origins, dirs = cams.rays(size)  # (B, H, W, 3)
+    near, far = ray_sphere_bounds(origins, dirs)
+    # Sample only where the field has (or is next to) density: same samples, denser.
+    box_near, box_far = ray_box_bounds(origins, dirs, *field.occupied_box())
+    near, far = torch.maximum(near, box_near), torch.minimum(far, box_far)
+    far = torch.maximum(far, near)
+    t = stratified_depths(near, far, samples, generator, jitter)  # (B, H, W, S)
+    points = origins[..., None, :] + dirs[..., None, :] * t[..., None]
+    q = field.query(points)
+    deltas = torch.cat([t.diff(dim=-1), (far - t[..., -1])[..., None]], dim=-1)
+    weights = composite(q["density"], deltas)  # (B, H, W, S)
+    colours = shade(q["albedo"], q["normal"], shading)  # (B, H, W, S, 3)
+    acc = weights.sum(-1, keepdim=True)  # (B, H, W, 1)
+    rgb = (weights[..., None] * colours).sum(-2)
+    bg = background if background.dim() == 4 else background[:, None, None, :]
+    image = rgb + (1.0 - acc) * bg
+    facing = (q["normal"] * dirs[..., None, :]).sum(-1).clamp(min=0) ** 2
+    orientation = (weights.detach() * facing).sum(-1).mean()
+    depth = (weights * t).sum(-1, keepdim=True)
+    return {
+        "image": image.permute(0, 3, 1, 2).clamp(0, 1),
+        "opacity": acc.permute(0, 3, 1, 2),
+        "depth": depth.permute(0, 3, 1, 2),
+        "orientation": orientation,
+    }
+
+
+def render_chunked(field: GridField, cams: Cameras, size: int, samples: int,
+                   shading: Shading, background: Tensor, chunk: int = 8) -> dict[str, Tensor]:
+    """`render` without gradients, in chunks of cameras (previews, exports)."""
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(cams), chunk):
+            sl = slice(i, i + chunk)
+            sub = Cameras(cams.el[sl], cams.az[sl], cams.dist[sl], cams.fov)
+            sub_shading = Shading(shading.ambient[sl], shading.diffuse[sl],
+                                  shading.textureless[sl], shading.light_dirs[sl])
+            outs.append(render(field, sub, size, samples, sub_shading, background[sl],
+                               jitter=False))
+    return {k: torch.cat([o[k] for o in outs]) for k in ("image", "opacity", "depth")}

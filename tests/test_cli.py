@@ -1,0 +1,90 @@
+"""Command line: help texts, and bad input -> one sentence, non-zero exit, nothing lost."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dreamfusion.cli import build_parser, config_from_args, main
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "dreamfusion.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+
+
+def test_help_lists_every_generate_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generate", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--out", "--steps", "--seed", "--size", "--guidance", "--preset", "--device",
+                   "--backend", "--no-view-prompts", "--shading", "--overwrite"):
+        assert option in text
+
+
+@pytest.mark.parametrize("caption,words", [
+    ("a pink dog", ["pink", "dog"]),
+    ("a red cube with a red front", ["front"]),
+])
+def test_caption_outside_world_is_one_clear_error(tmp_path, caption, words):
+    proc = run_cli("generate", caption, "--out", str(tmp_path / "r"))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert all(w in proc.stderr for w in words)
+    assert not (tmp_path / "r").exists()  # nothing created for a bad caption
+
+
+def test_empty_caption(tmp_path):
+    proc = run_cli("generate", "   ", "--out", str(tmp_path / "r"))
+    assert proc.returncode == 2 and "empty" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("option,value", [
+    ("--steps", "0"), ("--steps", "ten"), ("--size", "4"), ("--guidance", "-1"),
+    ("--guidance", "nan"), ("--preset", "slow"), ("--device", "tpu"), ("--seed", "-3"),
+    ("--backend", "imagen"),
+])
+def test_bad_option_values(tmp_path, option, value):
+    proc = run_cli("generate", "a red cube", option, value, "--out", str(tmp_path / "r"))
+    assert proc.returncode == 2
+    assert option in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("item,message", [
+    ("guidance.nope=1", "unknown config key"), ("guidance.t_max=high", "not a valid value"),
+    ("steps", "KEY=VALUE"), ("guidance=1", "group"),
+])
+def test_bad_set_overrides(tmp_path, item, message):
+    proc = run_cli("generate", "a red cube", "--set", item, "--out", str(tmp_path / "r"))
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_existing_run_is_refused_and_untouched(tmp_path):
+    run = tmp_path / "earlier"
+    run.mkdir()
+    (run / "config.json").write_text('{"caption": "mine"}')
+    (run / "mesh.glb").write_bytes(b"precious")
+    proc = run_cli("generate", "a red cube", "--out", str(run))
+    assert proc.returncode == 2 and "already holds a run" in proc.stderr
+    assert (run / "config.json").read_text() == '{"caption": "mine"}'
+    assert (run / "mesh.glb").read_bytes() == b"precious"
+
+
+def test_export_of_a_folder_that_is_not_a_run(tmp_path):
+    proc = run_cli("export", str(tmp_path))
+    assert proc.returncode == 2 and "not a run folder" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_options_reach_the_config():
+    args = build_parser().parse_args([
+        "generate", " a blue torus ", "--steps", "12", "--seed", "4", "--size", "24",
+        "--guidance", "2.5", "--no-view-prompts", "--shading", "lambertian",
+        "--set", "guidance.t_max_final=0.5", "--set", "reg.tv=0.1"])
+    cfg = config_from_args(args)
+    assert (cfg.caption, cfg.steps, cfg.seed, cfg.size) == ("a blue torus", 12, 4, 24)
+    assert cfg.guidance.guidance_scale == 2.5 and cfg.guidance.view_prompts is False
+    assert cfg.shading.textureless_probability == 0.0
+    assert cfg.guidance.t_max_final == 0.5 and cfg.reg.tv == 0.1

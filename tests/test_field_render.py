@@ -1,0 +1,127 @@
+"""Field and renderer: shapes, ranges, gradients, normals, the plain-PyTorch reference."""
+import math
+
+import torch
+
+from dreamfusion.cameras import Cameras, ring_cameras
+from dreamfusion.config import FieldConfig
+from dreamfusion.field import GridField, density_gradient, sample_volume
+from dreamfusion.render import Shading, composite, ray_sphere_bounds, render
+from dreamfusion.toyworld.world import grid_points
+
+
+def small_field(res=24):
+    return GridField(FieldConfig(resolution=res))
+
+
+def test_sample_volume_matches_grid_values_at_cell_centres():
+    vol = torch.randn(2, 8, 8, 8)
+    pts = grid_points(8)
+    out = sample_volume(vol, pts, 1.0)
+    assert out.shape == (8, 8, 8, 2)
+    assert torch.allclose(out.permute(3, 0, 1, 2), vol, atol=1e-5)
+
+
+def test_sample_volume_is_trilinear_between_centres():
+    vol = torch.zeros(1, 4, 4, 4)
+    vol[0, 1, 1, 1] = 1.0
+    c = grid_points(4)[1, 1, 1]
+    mid = c + torch.tensor([0.25, 0.0, 0.0])  # half way to the next centre in x
+    assert abs(float(sample_volume(vol, mid[None], 1.0)) - 0.5) < 1e-5
+
+
+def test_density_gradient_of_linear_ramp():
+    pts = grid_points(16)
+    sigma = 2 * pts[..., 0] - 3 * pts[..., 2]
+    g = density_gradient(sigma, 2 / 16)
+    inner = g[:, 2:-2, 2:-2, 2:-2]
+    assert torch.allclose(inner[0], torch.full_like(inner[0], 2.0), atol=1e-4)
+    assert torch.allclose(inner[1], torch.zeros_like(inner[1]), atol=1e-4)
+    assert torch.allclose(inner[2], torch.full_like(inner[2], -3.0), atol=1e-4)
+
+
+def test_blob_normals_point_outward():
+    field = small_field(32)
+    pts = torch.tensor([[0.3, 0.0, 0.0], [0.0, -0.3, 0.0], [0.2, 0.2, 0.2]])
+    n = field.query(pts)["normal"]
+    expected = pts / pts.norm(dim=-1, keepdim=True)
+    assert ((n * expected).sum(-1) > 0.95).all()
+
+
+def test_ray_sphere_bounds():
+    o = torch.tensor([[0.0, 0.0, 3.0], [0.0, 2.0, 3.0]])
+    d = torch.tensor([[0.0, 0.0, -1.0], [0.0, 0.0, -1.0]])
+    near, far = ray_sphere_bounds(o, d)
+    assert torch.allclose(near[0], torch.tensor(2.0)) and torch.allclose(far[0], torch.tensor(4.0))
+    assert near[1] == far[1]  # a miss has zero length
+
+
+def test_composite_matches_closed_form():
+    density = torch.tensor([[0.0, 1.0, 2.0]])
+    deltas = torch.tensor([[0.5, 0.5, 0.5]])
+    w = composite(density, deltas)
+    a = 1 - torch.exp(-density * deltas)
+    expected = torch.stack([a[0, 0], (1 - a[0, 0]) * a[0, 1], (1 - a[0, 0]) * (1 - a[0, 1]) * a[0, 2]])
+    assert torch.allclose(w[0], expected, atol=1e-6)
+
+
+def test_render_shapes_ranges_and_gradients():
+    field = small_field()
+    cams = ring_cameras(3, el=15.0)
+    bg = torch.ones(3, 3)
+    out = render(field, cams, 16, 24, Shading.lit(cams), bg, torch.Generator().manual_seed(0))
+    assert out["image"].shape == (3, 3, 16, 16)
+    assert out["opacity"].shape == out["depth"].shape == (3, 1, 16, 16)
+    assert 0 <= float(out["image"].min()) and float(out["image"].max()) <= 1
+    # The blob is in the middle: opaque centre, clear (white) corners.
+    assert float(out["opacity"][:, 0, 8, 8].min()) > 0.9
+    assert float(out["opacity"][:, 0, 0, 0].max()) < 0.05
+    assert torch.allclose(out["image"][:, :, 0, 0], torch.ones(3, 3), atol=0.05)
+    (out["image"].mean() + out["orientation"]).backward()
+    assert field.density_raw.grad is not None and field.density_raw.grad.abs().sum() > 0
+    assert field.albedo_raw.grad.abs().sum() > 0
+    assert torch.isfinite(field.density_raw.grad).all()
+
+
+def test_render_gradient_matches_finite_difference():
+    torch.manual_seed(0)
+    field = GridField(FieldConfig(resolution=8, init_noise=0.3)).double()
+    cams = Cameras.from_angles([10.0], [30.0], 2.2)
+    bg = torch.ones(1, 3, dtype=torch.float64)
+    shading = Shading.lit(cams)
+    shading = Shading(shading.ambient.double(), shading.diffuse.double(), shading.textureless,
+                      shading.light_dirs.double())
+    cams64 = cams
+
+    def loss():
+        out = render(field, cams64, 6, 12, shading, bg, jitter=False)
+        return (out["image"] ** 2).sum()
+
+    def rays_double(size, _orig=cams.rays):
+        o, d = _orig(size)
+        return o.double(), d.double()
+
+    object.__setattr__(cams64, "rays", rays_double)
+    loss().backward()
+    idx = (3, 4, 4)
+    analytic = float(field.density_raw.grad[idx])
+    eps = 1e-5
+    with torch.no_grad():
+        field.density_raw[idx] += eps
+        up = float(loss())
+        field.density_raw[idx] -= 2 * eps
+        down = float(loss())
+    numeric = (up - down) / (2 * eps)
+    assert math.isclose(analytic, numeric, rel_tol=1e-4, abs_tol=1e-7)
+
+
+def test_textureless_and_albedo_shading():
+    field = small_field()
+    with torch.no_grad():
+        field.albedo_raw.fill_(-3.0)  # dark albedo
+    cams = ring_cameras(1, el=0.0)
+    bg = torch.ones(1, 3)
+    dark = render(field, cams, 16, 24, Shading.albedo(1), bg, jitter=False)["image"]
+    clay = render(field, cams, 16, 24, Shading.lit(cams, textureless=True), bg, jitter=False)["image"]
+    assert float(dark[0, :, 8, 8].mean()) < 0.1
+    assert float(clay[0, :, 8, 8].mean()) > 0.8  # white material lit head-on

@@ -1,0 +1,78 @@
+"""The exact prior: posterior mean against brute force, CFG, banks, errors."""
+import pytest
+import torch
+
+from dreamfusion.guidance.toy import ToyPrior
+from dreamfusion.toyworld.captions import CaptionError
+
+
+def prior_with_bank(photos_by_text, size=4):
+    prior = ToyPrior(size=size)
+    for text, photos in photos_by_text.items():
+        prior._add_bank(text, photos)
+    return prior
+
+
+def brute_force_posterior_mean(z, alpha, var, bank):
+    """Bayes' rule term by term: p(x_i | z) ~ N(z; alpha x_i, var I)."""
+    log_p = torch.stack([-((z - alpha * x) ** 2).sum() / (2 * var) for x in bank])
+    w = torch.exp(log_p - log_p.max())
+    w = w / w.sum()
+    return sum(wi * x for wi, x in zip(w, bank))
+
+
+def test_posterior_mean_matches_brute_force():
+    gen = torch.Generator().manual_seed(0)
+    photos = torch.rand(5, 3, 4, 4, generator=gen)
+    prior = prior_with_bank({"a red cube": photos})
+    bank = photos * 2 - 1
+    for t in (50, 400, 900):
+        acp = prior.alphas_cumprod[t]
+        z = acp.sqrt() * bank[2] + (1 - acp).sqrt() * torch.randn(3, 4, 4, generator=gen)
+        got = prior.posterior_mean(z[None], torch.tensor([t]), torch.tensor([0]))[0]
+        want = brute_force_posterior_mean(z, acp.sqrt(), 1 - acp, bank)
+        assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_small_t_recovers_nearest_photo_and_noise():
+    photos = torch.rand(6, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    prior = prior_with_bank({"a": photos})
+    t = torch.tensor([1])
+    acp = prior.alphas_cumprod[1]
+    eps = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(2))
+    z = acp.sqrt() * (photos[3:4] * 2 - 1) + (1 - acp).sqrt() * eps
+    assert torch.allclose(prior.posterior_mean(z, t, torch.tensor([0])), photos[3:4] * 2 - 1, atol=1e-4)
+    assert torch.allclose(prior.predict_noise(z, t, torch.tensor([0])), eps, atol=1e-2)
+
+
+def test_batch_uses_each_samples_own_bank():
+    red, blue = torch.zeros(2, 3, 4, 4), torch.ones(2, 3, 4, 4)
+    prior = prior_with_bank({"r": red, "b": blue})
+    z = torch.zeros(2, 3, 4, 4)
+    x0 = prior.posterior_mean(z, torch.tensor([500, 500]), torch.tensor([0, 1]))
+    assert torch.allclose(x0[0], -torch.ones(3, 4, 4)) and torch.allclose(x0[1], torch.ones(3, 4, 4))
+
+
+def test_banks_are_built_from_captions_deterministically():
+    a, b = ToyPrior(size=8, bank_size=6, uncond_bank_size=10), ToyPrior(size=8, bank_size=6, uncond_bank_size=10)
+    ids = a.encode_text(["a red cube", "", "A Red Cube ", "a red cube, side view"])
+    assert ids.tolist() == [0, 1, 0, 2]
+    assert torch.equal(a.bank("a red cube"), b.bank("a red cube"))
+    assert a.bank("a red cube").shape == (6, 3, 8, 8)
+    assert a.bank("").shape == (10, 3, 8, 8)
+    # A red cube's photos are reddish where the object is (non-white pixels).
+    photos = a.bank("a red cube")
+    obj = (photos < 0.95).any(dim=1)
+    assert obj.any()
+    r, g = photos[:, 0][obj].mean(), photos[:, 1][obj].mean()
+    assert r > 2 * g
+
+
+def test_caption_outside_world_is_an_error():
+    with pytest.raises(CaptionError):
+        ToyPrior(size=8, bank_size=2).encode_text(["a pink dog"])
+
+
+def test_wrong_render_size_is_an_error():
+    with pytest.raises(ValueError, match="16x16"):
+        ToyPrior(size=16).encode_images(torch.zeros(1, 3, 8, 8))
