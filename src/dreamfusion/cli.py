@@ -119,7 +119,7 @@ def add_generate(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field by dotted name, e.g. "
                         "--set guidance.t_max_final=0.4 (see config.json of a run)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (the summary still prints)")
     p.set_defaults(func=cmd_generate)
 
 
@@ -214,8 +214,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     except runs.RunFolderError as err:
         raise UserError(str(err)) from None
     from .pipeline import generate
-    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
-    generate(cfg, run_dir, progress=not args.quiet, log=log)
+    generate(cfg, run_dir, progress=not args.quiet, log=lambda msg: print(msg, file=sys.stderr))
     return 0
 
 

@@ -34,6 +34,9 @@ class FieldConfig:
     """Initial pre-activation density at the centre (threestudio-style linear blob)."""
     blob_radius: float = 0.5
     """Radius at which the initial blob's pre-activation density crosses zero."""
+    blob_exponent: float = 2.0
+    """The blob is a ball of the p-norm with this p: 2 = sphere (paper); larger values
+    give a rounded box aligned with the world axes."""
     init_noise: float = 0.0
     """Std of Gaussian noise added to the initial grids."""
 
@@ -94,6 +97,8 @@ class GuidanceConfig:
     """Clip the SDS gradient elementwise to +-this value (0 = off)."""
     view_prompts: bool = True
     """Append ', front view' / ', side view' / ... to the caption by camera angle."""
+    plain_front: bool = False
+    """With view prompts: use the caption as given (no ', front view') for front cameras."""
     negative_prompt: str = ""
     """Text of the unconditional branch (empty = the true unconditional)."""
     bank_size: int = 128

@@ -11,7 +11,7 @@ from .cameras import Cameras, ring_cameras
 from .config import ExportConfig
 from .field import GridField
 from .mesh import color_vertices, extract_mesh, write_meshes
-from .render import Shading, ray_sphere_bounds, render_chunked, stratified_depths
+from .render import Shading, render_chunked
 from .toyworld.world import grid_points
 
 def threshold_cameras() -> Cameras:
@@ -24,35 +24,23 @@ def threshold_cameras() -> Cameras:
 
 
 @torch.no_grad()
-def max_density_along_rays(field: GridField, cams: Cameras, size: int, samples: int) -> Tensor:
-    """(B, H, W) largest density met by each pixel's ray."""
-    origins, dirs = cams.rays(size)
-    near, far = ray_sphere_bounds(origins, dirs)
-    t = stratified_depths(near, far, samples, None, jitter=False)
-    return field.density(origins[..., None, :] + dirs[..., None, :] * t[..., None]).amax(-1)
-
-
-@torch.no_grad()
-def choose_threshold(field: GridField, size: int = 64, samples: int = 192) -> float:
+def choose_threshold(field: GridField, size: int = 64, samples: int = 128) -> float:
     """Density threshold whose hard silhouettes best match the rendered opacity.
 
     A fixed threshold is a trap: the density scale drifts between runs. A pixel is inside
     the thresholded solid's silhouette iff the largest density on its ray exceeds the
     threshold, so the IoU against (opacity > 0.5) is cheap to scan over candidates.
     """
-    device = field.device
-    cams = threshold_cameras().to(device)
+    cams = threshold_cameras().to(field.device)
     n = len(cams)
-    opacity = render_chunked(field, cams, size, samples, Shading.albedo(n, device),
-                             torch.ones(n, 3, device=device))["opacity"][:, 0]
-    target = opacity > 0.5
-    peak = max_density_along_rays(field, cams, size, samples)
+    out = render_chunked(field, cams, size, samples, [Shading.albedo(n, field.device)],
+                         torch.ones(n, 3, device=field.device))
+    target, peak = out["opacity"][:, 0] > 0.5, out["peak_density"]
     top = float(peak.max())
     if top <= 0 or not bool(target.any()):
         return float("inf")
-    candidates = torch.logspace(-3, 0, 200, device=device) * top
     best, best_iou = top, -1.0
-    for tau in candidates.tolist():
+    for tau in (torch.logspace(-3, 0, 200) * top).tolist():
         sil = peak > tau
         iou = float((sil & target).sum()) / max(float((sil | target).sum()), 1.0)
         if iou > best_iou:
@@ -83,25 +71,23 @@ def export_mesh(field: GridField, cfg: ExportConfig):
     return mesh, threshold
 
 
-def render_turntable(field: GridField, cfg: ExportConfig, samples: int = 96) -> Tensor:
+def render_turntable(field: GridField, cfg: ExportConfig, samples: int = 64) -> Tensor:
     """(N, 3, H, 2W) frames: shaded on the left, textureless on the right."""
-    device = field.device
-    cams = ring_cameras(cfg.turntable_frames, el=20.0).to(device)
-    n = len(cams)
-    bg = torch.ones(n, 3, device=device)
-    shaded = render_chunked(field, cams, cfg.turntable_size, samples, Shading.lit(cams), bg)
-    clay = render_chunked(field, cams, cfg.turntable_size, samples,
-                          Shading.lit(cams, textureless=True), bg)
-    return torch.cat([shaded["image"], clay["image"]], dim=-1).cpu()
+    cams = ring_cameras(cfg.turntable_frames, el=20.0).to(field.device)
+    bg = torch.ones(len(cams), 3, device=field.device)
+    shaded, clay = render_chunked(field, cams, cfg.turntable_size, samples,
+                                  [Shading.lit(cams), Shading.lit(cams, textureless=True)],
+                                  bg)["images"]
+    return torch.cat([shaded, clay], dim=-1).cpu()
 
 
-def render_views(field: GridField, cfg: ExportConfig, samples: int = 96) -> Tensor:
+def render_views(field: GridField, cfg: ExportConfig, samples: int = 64) -> Tensor:
     """(24, 3, H, W): 8 evaluation views (el 20, every 45 deg) x albedo/shaded/textureless."""
-    device = field.device
-    cams = ring_cameras(8, el=20.0).to(device)
-    bg = torch.ones(8, 3, device=device)
-    rows = [render_chunked(field, cams, cfg.view_size, samples, sh, bg)["image"] for sh in (
-        Shading.albedo(8, device), Shading.lit(cams), Shading.lit(cams, textureless=True))]
+    cams = ring_cameras(8, el=20.0).to(field.device)
+    bg = torch.ones(8, 3, device=field.device)
+    rows = render_chunked(field, cams, cfg.view_size, samples,
+                          [Shading.albedo(8, field.device), Shading.lit(cams),
+                           Shading.lit(cams, textureless=True)], bg)["images"]
     return torch.cat(rows).cpu()
 
 

@@ -36,7 +36,7 @@ class GridField(nn.Module):
         self.density_levels = nn.ParameterList([level((), r) for r in cfg.density_levels])
         self.albedo_levels = nn.ParameterList([level((3,), r) for r in cfg.albedo_levels])
         # Density blob so the scene starts as a soft ball rather than empty space.
-        radius = grid_points(cfg.resolution, cfg.bound).norm(dim=-1)
+        radius = grid_points(cfg.resolution, cfg.bound).norm(p=cfg.blob_exponent, dim=-1)
         with torch.no_grad():
             self.density_levels[-1] += cfg.blob_density * (1.0 - radius / cfg.blob_radius)
 

@@ -40,10 +40,11 @@ def export_and_score(cfg: RunConfig, field: GridField, run_dir: Path,
     return info
 
 
-def summary_line(gt: dict) -> str:
-    if not gt:
-        return ""
-    text = (f"IoU {gt['iou']:.3f} against the true {gt.get('true_shape', 'shape')}, retrieved "
+def summary_line(cfg: RunConfig, gt: dict) -> str:
+    """One line of ground-truth scores for the toy world."""
+    from .toyworld.captions import parse_caption
+    shape = parse_caption(cfg.caption).obj.shape
+    text = (f"volume IoU {gt['iou']:.3f} against the true {shape}, best-matching shape "
             f"{gt['retrieved_shape']}, colour {gt['color_name']}")
     if "front_color_name" in gt:
         text += f", front {gt['front_color_name']}, back {gt['back_color_name']}"
@@ -70,7 +71,7 @@ def generate(cfg: RunConfig, run_dir: Path, progress: bool = True,
     runs.write_json(run_dir / runs.METRICS, metrics)
     log(f"run folder: {run_dir}  ({metrics['total_seconds']:.0f} s)")
     if metrics.get("ground_truth"):
-        log(summary_line(metrics["ground_truth"]))
+        log(summary_line(cfg, metrics["ground_truth"]))
     return metrics
 
 
@@ -95,5 +96,5 @@ def reexport(cfg: RunConfig, run_dir: Path, log: Callable[[str], None] = print) 
     metrics.update(export_and_score(cfg, field, run_dir, log))
     runs.write_json(path, metrics)
     if metrics.get("ground_truth"):
-        log(summary_line(metrics["ground_truth"]))
+        log(summary_line(cfg, metrics["ground_truth"]))
     return metrics

@@ -30,7 +30,7 @@ class PromptSet:
     """
 
     def __init__(self, backend: DiffusionBackend, caption: str, view_dependent: bool,
-                 negative: str = ""):
+                 negative: str = "", plain_front: bool = False):
         self.caption, self.view_dependent = caption, view_dependent
         has_suffix = _VIEW_SUFFIX.search(caption) is not None
         # A caption that already names a view is used as given.
@@ -41,6 +41,8 @@ class PromptSet:
         emb = backend.encode_text(texts)
         self.base, self.negative = emb[0], emb[1]
         self.views = {v: emb[2 + i] for i, v in enumerate(VIEW_LABELS)} if self.view_dependent else {}
+        if self.view_dependent and plain_front:
+            self.views["front"] = self.base
 
     def texts_for(self, cams: Cameras) -> list[str]:
         if not self.view_dependent:

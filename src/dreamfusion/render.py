@@ -5,6 +5,7 @@ Plain functions over tensors. Images are (B, 3, H, W) floats in [0, 1], row 0 at
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -105,13 +106,15 @@ def shade(albedo: Tensor, normal: Tensor, shading: Shading) -> Tensor:
 
 def render(field: GridField, cams: Cameras, size: int, samples: int, shading: Shading,
            background: Tensor, generator: torch.Generator | None = None,
-           jitter: bool = True) -> dict[str, Tensor]:
+           jitter: bool = True, more_shadings: Sequence[Shading] = ()) -> dict[str, Tensor]:
     """Render B images of the field.
 
     background: (B, 3) solid colours or (B, size, size, 3) per-pixel colours.
-    Returns image (B, 3, H, W), opacity (B, 1, H, W), depth (B, 1, H, W), and
-    `orientation`, the paper's orientation penalty sum_i w_i max(0, n_i . v)^2 per ray,
-    averaged over rays (scalar).
+    Returns image (B, 3, H, W), opacity (B, 1, H, W), depth (B, 1, H, W),
+    `orientation`, the paper's penalty sum_i w_i max(0, n_i . v)^2 per ray averaged over
+    rays (scalar), `peak_density` (B, H, W), the largest density on each ray, and
+    `more_images`, one (B, 3, H, W) image per extra shading (same field query, so
+    several shadings of one view cost little more than one).
     """
     origins, dirs = cams.rays(size)  # (B, H, W, 3)
     near, far = ray_sphere_bounds(origins, dirs)
@@ -124,32 +127,50 @@ def render(field: GridField, cams: Cameras, size: int, samples: int, shading: Sh
     q = field.query(points)
     deltas = torch.cat([t.diff(dim=-1), (far - t[..., -1])[..., None]], dim=-1)
     weights = composite(q["density"], deltas)  # (B, H, W, S)
-    colours = shade(q["albedo"], q["normal"], shading)  # (B, H, W, S, 3)
     acc = weights.sum(-1, keepdim=True)  # (B, H, W, 1)
-    rgb = (weights[..., None] * colours).sum(-2)
     bg = background if background.dim() == 4 else background[:, None, None, :]
-    image = rgb + (1.0 - acc) * bg
+
+    def image(sh: Shading) -> Tensor:
+        colours = shade(q["albedo"], q["normal"], sh)  # (B, H, W, S, 3)
+        rgb = (weights[..., None] * colours).sum(-2) + (1.0 - acc) * bg
+        return rgb.permute(0, 3, 1, 2).clamp(0, 1)
+
     facing = (q["normal"] * dirs[..., None, :]).sum(-1).clamp(min=0) ** 2
-    orientation = (weights.detach() * facing).sum(-1).mean()
-    depth = (weights * t).sum(-1, keepdim=True)
     return {
-        "image": image.permute(0, 3, 1, 2).clamp(0, 1),
+        "image": image(shading),
+        "more_images": [image(sh) for sh in more_shadings],
         "opacity": acc.permute(0, 3, 1, 2),
-        "depth": depth.permute(0, 3, 1, 2),
-        "orientation": orientation,
+        "depth": (weights * t).sum(-1, keepdim=True).permute(0, 3, 1, 2),
+        "orientation": (weights.detach() * facing).sum(-1).mean(),
+        "peak_density": q["density"].amax(-1),
     }
 
 
+def _slice(sh: Shading, sl: slice) -> Shading:
+    return Shading(sh.ambient[sl], sh.diffuse[sl], sh.textureless[sl], sh.light_dirs[sl])
+
+
 def render_chunked(field: GridField, cams: Cameras, size: int, samples: int,
-                   shading: Shading, background: Tensor, chunk: int = 8) -> dict[str, Tensor]:
-    """`render` without gradients, in chunks of cameras (previews, exports)."""
-    outs = []
+                   shadings: Sequence[Shading], background: Tensor, chunk: int = 8
+                   ) -> dict[str, Tensor]:
+    """`render` without gradients, in chunks of cameras (previews, exports).
+
+    Returns `images`: one (B, 3, H, W) tensor per shading, plus opacity, depth and
+    peak_density as `render`.
+    """
+    keys = ("opacity", "depth", "peak_density")
+    parts: dict[str, list[Tensor]] = {k: [] for k in keys}
+    images: list[list[Tensor]] = [[] for _ in shadings]
     with torch.no_grad():
         for i in range(0, len(cams), chunk):
             sl = slice(i, i + chunk)
             sub = Cameras(cams.el[sl], cams.az[sl], cams.dist[sl], cams.fov)
-            sub_shading = Shading(shading.ambient[sl], shading.diffuse[sl],
-                                  shading.textureless[sl], shading.light_dirs[sl])
-            outs.append(render(field, sub, size, samples, sub_shading, background[sl],
-                               jitter=False))
-    return {k: torch.cat([o[k] for o in outs]) for k in ("image", "opacity", "depth")}
+            out = render(field, sub, size, samples, _slice(shadings[0], sl), background[sl],
+                         jitter=False, more_shadings=[_slice(s, sl) for s in shadings[1:]])
+            for k in keys:
+                parts[k].append(out[k])
+            for j, img in enumerate([out["image"], *out["more_images"]]):
+                images[j].append(img)
+    result = {k: torch.cat(v) for k, v in parts.items()}
+    result["images"] = [torch.cat(v) for v in images]
+    return result

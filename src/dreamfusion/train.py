@@ -87,7 +87,7 @@ class Trainer:
                            "lr": cfg.optim.lr_background})
         self.optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
         self.prompts = PromptSet(self.backend, cfg.caption, cfg.guidance.view_prompts,
-                                 cfg.guidance.negative_prompt)
+                                 cfg.guidance.negative_prompt, cfg.guidance.plain_front)
 
     # -- one step -------------------------------------------------------------------
     def background_for(self, cams: Cameras, size: int) -> Tensor:
@@ -149,8 +149,9 @@ def preview(field: GridField, size: int, samples: int) -> Tensor:
     """(8, 3, H, W): albedo, shaded and textureless rows of 4 views around the object."""
     cams = ring_cameras(4, el=20.0).to(field.device)
     bg = torch.ones(4, 3, device=cams.el.device)
-    rows = [render_chunked(field, cams, size, samples, sh, bg)["image"] for sh in (
-        Shading.albedo(4, cams.el.device), Shading.lit(cams), Shading.lit(cams, textureless=True))]
+    rows = render_chunked(field, cams, size, samples, [
+        Shading.albedo(4, cams.el.device), Shading.lit(cams), Shading.lit(cams, textureless=True)],
+        bg)["images"]
     return torch.cat(rows)
 
 
