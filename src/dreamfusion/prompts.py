@@ -14,7 +14,7 @@ _VIEW_SUFFIX = re.compile(r",\s*(front|side|back|overhead)\s+view\s*\.?\s*$", re
 
 def strip_view(caption: str) -> str:
     """The caption without a trailing ', <label> view'."""
-    return _VIEW_SUFFIX.sub("", caption.strip())
+    return _VIEW_SUFFIX.sub("", caption.strip()).strip()
 
 
 def view_prompt(caption: str, label: str) -> str:
