@@ -100,3 +100,17 @@ def test_front_and_janus(truth_meshes):
     # all red: the front is wrong, no Janus
     plain = score_mesh(color_vertices(truth_meshes["cube"], solid("red")), caption)
     assert not plain["front_correct"] and plain["back_correct"] and not plain["janus"]
+
+
+def test_best_yaw_iou_finds_the_rotation_of_a_turned_cube():
+    import numpy as np
+    import trimesh
+
+    from dreamfusion.evaluate import score_mesh
+    from dreamfusion.toyworld.captions import parse_caption
+
+    box = trimesh.creation.box(extents=(0.8, 0.8, 0.8))
+    box.apply_transform(trimesh.transformations.rotation_matrix(np.radians(30), [0, 1, 0]))
+    scores = score_mesh(box, parse_caption("a red cube"))
+    assert scores["iou"] < 0.8  # the criterion does not align
+    assert scores["iou_best_yaw"] > 0.95 and scores["best_yaw_deg"] == 30.0

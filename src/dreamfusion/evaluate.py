@@ -132,6 +132,30 @@ def _true_occupancy(shape: str, res: int) -> np.ndarray:
     return occ
 
 
+FOURFOLD_SHAPES = ("cube", "pyramid")
+"""Shapes whose rotation about y is left free by the toy world's view labels."""
+
+
+def best_yaw_iou(vox: np.ndarray, shape: str, res: int, step_deg: float = 5.0
+                 ) -> tuple[float, float]:
+    """Diagnostic, not a score: (IoU, angle) of the true shape turned about y by the
+    angle in [0, 90) that fits `vox` best. Tells a rotated but well-formed cube or
+    pyramid from a badly formed one."""
+    from .toyworld.geometry import inside
+    from .toyworld.world import grid_points
+    pts = grid_points(res, 1.0).reshape(-1, 3)
+    best = (-1.0, 0.0)
+    for deg in np.arange(0.0, 90.0, step_deg):
+        a = np.radians(deg)
+        c, s_ = float(np.cos(a)), float(np.sin(a))
+        # Turn the query points by -angle: the shape is then turned by +angle.
+        turned = pts.clone()
+        turned[:, 0], turned[:, 2] = c * pts[:, 0] - s_ * pts[:, 2], s_ * pts[:, 0] + c * pts[:, 2]
+        occ = inside(shape, turned).reshape(res, res, res).numpy()
+        best = max(best, (volume_iou(vox, occ), float(deg)))
+    return best
+
+
 def mesh_face_colors(mesh: trimesh.Trimesh) -> np.ndarray:
     """(F, 3) float face albedo in [0, 1]: mean of the face's vertex colours.
 
@@ -192,6 +216,8 @@ def score_mesh(mesh: trimesh.Trimesh, caption: Caption, res: int = 64) -> dict:
         "color_name": nearest_color(mean),
         "color_correct": nearest_color(mean) == obj.color,
     }
+    if obj.shape in FOURFOLD_SHAPES:
+        out["iou_best_yaw"], out["best_yaw_deg"] = best_yaw_iou(vox, obj.shape, res)
     if obj.front_color is None:
         return out
 
