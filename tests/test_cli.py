@@ -106,3 +106,12 @@ def test_options_reach_the_config():
     assert cfg.guidance.guidance_scale == 2.5 and cfg.guidance.view_prompts is False
     assert cfg.shading.textureless_probability == 0.0
     assert cfg.guidance.t_max_final == 0.5 and cfg.reg.tv == 0.1
+
+
+def test_cuda_without_a_gpu_is_a_message(tmp_path, capsys, monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, err = run_main(capsys, "generate", "a red cube", "--device", "cuda",
+                         "--out", str(tmp_path / "r"))
+    assert code == 2 and "no CUDA GPU" in err
+    assert not (tmp_path / "r").exists()

@@ -188,6 +188,14 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return override(cfg, **parse_set(args.set, cfg))
 
 
+def check_device(name: str | None) -> None:
+    if name == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda was asked for, but PyTorch sees no CUDA GPU "
+                            "(use --device cpu or auto)")
+
+
 def check_caption(cfg: RunConfig) -> None:
     """Fail before creating anything if the caption cannot be used with the backend."""
     if not cfg.caption:
@@ -206,6 +214,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from . import runs
     cfg = config_from_args(args)
     check_caption(cfg)
+    check_device(cfg.device)
     run_dir = args.out if args.out is not None else runs.default_run_dir(cfg.caption)
     try:
         runs.prepare_run_dir(run_dir, args.overwrite)
@@ -219,6 +228,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from . import runs
     from .pipeline import reexport
+    check_device(args.device)
     try:
         cfg = runs.load_config(args.run_dir)
     except runs.RunFolderError as err:

@@ -80,7 +80,8 @@ def stratified_depths(near: Tensor, far: Tensor, n: int, generator: torch.Genera
     """(..., n) sample depths, one per equal bin of [near, far], jittered when training."""
     u = torch.arange(n, device=near.device, dtype=near.dtype)
     if jitter:
-        u = u + torch.rand(*near.shape, n, generator=generator, device=near.device)
+        # Drawn on the CPU generator, then moved: same numbers on every device.
+        u = u + torch.rand(*near.shape, n, generator=generator).to(near.device)
     else:
         u = u + 0.5
     return near[..., None] + (far - near)[..., None] * (u / n)
