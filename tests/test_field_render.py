@@ -157,3 +157,9 @@ def test_textureless_and_albedo_shading():
     clay = render(field, cams, 16, 24, Shading.lit(cams, textureless=True), bg, jitter=False)["image"]
     assert float(dark[0, :, 8, 8].mean()) < 0.2  # albedo 0.05 over a white background
     assert float(clay[0, :, 8, 8].mean()) > 0.8  # white material lit head-on
+
+
+def test_any_resolution_works_with_any_levels():
+    field = GridField(FieldConfig(resolution=20, density_levels=(8, 32), albedo_levels=(4,)))
+    assert field.density_raw.shape == (20, 20, 20) and field.albedo_raw.shape == (3, 20, 20, 20)
+    assert float(field.density(torch.zeros(1, 3))) > 5  # the blob survives the resampling

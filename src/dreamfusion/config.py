@@ -25,7 +25,7 @@ class FieldConfig:
     resolution: int = 64
     """Finest grid: cells per axis over [-bound, bound]^3."""
     density_levels: tuple[int, ...] = (16, 32, 64)
-    """Resolutions of the density grids that are summed (the last must equal resolution)."""
+    """Resolutions of the density grids that are summed (each upsampled to resolution)."""
     albedo_levels: tuple[int, ...] = (8, 16, 32)
     """Resolutions of the albedo grids that are summed."""
     bound: float = 1.0
@@ -179,7 +179,8 @@ def preset(name: str) -> RunConfig:
     if name == "quality":
         return RunConfig(
             steps=2000, batch_size=4, size=64, render=RenderConfig(samples=64),
-            field=FieldConfig(resolution=96),
+            field=FieldConfig(resolution=96, density_levels=(24, 48, 96),
+                              albedo_levels=(12, 24, 48)),
             export=ExportConfig(mesh_resolution=192, turntable_frames=48, turntable_size=128,
                                 view_size=128),
         )

@@ -26,8 +26,6 @@ class GridField(nn.Module):
     def __init__(self, cfg: FieldConfig, generator: torch.Generator | None = None):
         super().__init__()
         self.cfg = cfg
-        if not cfg.density_levels or cfg.density_levels[-1] != cfg.resolution:
-            raise ValueError("field.density_levels must end with field.resolution")
 
         def level(channels: tuple[int, ...], r: int) -> nn.Parameter:
             noise = torch.randn(*channels, r, r, r, generator=generator) * cfg.init_noise
@@ -38,7 +36,8 @@ class GridField(nn.Module):
         # Density blob so the scene starts as a soft ball rather than empty space.
         radius = grid_points(cfg.resolution, cfg.bound).norm(p=cfg.blob_exponent, dim=-1)
         with torch.no_grad():
-            self.density_levels[-1] += cfg.blob_density * (1.0 - radius / cfg.blob_radius)
+            blob = cfg.blob_density * (1.0 - radius / cfg.blob_radius)
+            self.density_levels[-1] += upsample(blob[None], cfg.density_levels[-1])[0]
 
     @property
     def device(self) -> torch.device:
