@@ -13,7 +13,6 @@ import time
 
 import torch
 
-from dreamfusion.cameras import sample_cameras
 from dreamfusion.config import override, preset
 from dreamfusion.guidance.sds import score_distillation
 from dreamfusion.train import Trainer, build_backend, resolve_device, sample_shading, to_device
@@ -29,14 +28,14 @@ def timed_step(tr: Trainer) -> dict[str, float]:
     """One training step as in Trainer.train_step, with a clock between the phases."""
     cfg, dev = tr.cfg, tr.device
     t0 = time.perf_counter()
-    cams = sample_cameras(cfg.batch_size, cfg.cameras, tr.generator)
+    cams, plain = tr.sample_step_cameras()
     shading = to_device(sample_shading(cfg.shading, cams, tr.step, cfg.steps, tr.generator), dev)
     cams = cams.to(dev)
     out = render(tr.field, cams, cfg.size, cfg.render.samples, shading,
                  tr.background_for(cams, cfg.size), tr.generator)
     sync(dev)
     t1 = time.perf_counter()
-    cond, uncond = tr.prompts.for_cameras(cams)
+    cond, uncond = tr.prompts.for_cameras(cams, plain)
     losses = score_distillation(tr.backend, out["image"], cond, uncond, cfg.guidance,
                                 tr.step, cfg.steps, tr.generator)
     loss = losses["sds"] + cfg.reg.orientation * out["orientation"]

@@ -72,3 +72,13 @@ def test_ring_cameras():
     cams = ring_cameras(8, el=20.0)
     assert torch.allclose(cams.az, torch.arange(8.0) * 45)
     assert torch.allclose(cams.el, torch.full((8,), 20.0))
+
+
+def test_front_biased_cameras_follow_the_photo_distribution():
+    from dreamfusion.cameras import sample_front_biased_cameras
+    cams = sample_front_biased_cameras(20000, torch.Generator().manual_seed(0))
+    front = float((cams.az.abs() <= 45).float().mean())
+    # 0.7 * P(|N(0,30)| <= 45) + 0.3 * 0.25 = 0.7 * 0.866 + 0.075
+    assert abs(front - (0.7 * 0.866 + 0.075)) < 0.02
+    assert cams.el.min() >= -10 and cams.el.max() <= 60
+    assert cams.az.min() > -180 and cams.az.max() <= 180

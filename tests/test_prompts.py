@@ -43,3 +43,25 @@ def test_plain_front_uses_the_caption_for_front_cameras():
     cond, _ = prompts.for_cameras(cams)
     assert prompts.texts_for(cams) == ["a red cube", "a red cube, back view"]
     assert cond.tolist() == prior.encode_text(prompts.texts_for(cams)).tolist()
+
+
+def test_plain_cameras_get_the_caption_as_is():
+    prior = ToyPrior(size=8, bank_size=2, uncond_bank_size=4)
+    prompts = PromptSet(prior, "a red cube", view_dependent=True)
+    cams = Cameras.from_angles([0, 0, 0], [180, 180, 90])
+    cond, _ = prompts.for_cameras(cams, torch.tensor([True, False, False]))
+    want = prior.encode_text(["a red cube", "a red cube, back view", "a red cube, side view"])
+    assert cond.tolist() == want.tolist()
+
+
+def test_trainer_mixes_plain_and_view_cameras():
+    from dreamfusion.config import override, preset
+    from dreamfusion.train import Trainer
+    cfg = override(preset("fast"), batch_size=400, size=8,
+                   **{"guidance.bank_size": 2, "guidance.uncond_bank_size": 2})
+    trainer = Trainer(cfg, ToyPrior(size=8, bank_size=2, uncond_bank_size=2), torch.device("cpu"))
+    cams, plain = trainer.sample_step_cameras()
+    assert 0.4 < float(plain.float().mean()) < 0.6
+    assert cams.el[plain].max() <= 60  # photo-like elevations
+    assert float((cams.az[plain].abs() <= 45).float().mean()) > 0.55  # front-biased
+    assert float((cams.az[~plain] % 360 > 180).float().mean()) > 0.35  # uniform azimuths

@@ -78,3 +78,11 @@ def test_t_range_anneals_linearly():
     lo, hi = t_range(cfg, 50, 101)
     assert abs(hi - 0.68) < 1e-6 and abs(lo - 0.26) < 1e-6
     assert t_range(cfg, 100, 101) == pytest.approx((0.02, 0.38))
+
+
+def test_density_warmup_ramps_linearly():
+    from dreamfusion.train import density_lr_scale
+    assert density_lr_scale(0.0, 0, 100) == 1.0
+    assert density_lr_scale(0.5, 0, 100) == pytest.approx(1 / 50)
+    assert density_lr_scale(0.5, 24, 100) == pytest.approx(0.5)
+    assert density_lr_scale(0.5, 80, 100) == 1.0

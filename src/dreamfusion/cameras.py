@@ -127,6 +127,19 @@ def sample_cameras(n: int, cfg: CameraSampling, generator: torch.Generator) -> C
     return Cameras(el, az, dist, cfg.fov)
 
 
+def sample_front_biased_cameras(n: int, generator: torch.Generator, front_prob: float = 0.7,
+                                az_std: float = 30.0, el_range=(-10.0, 60.0),
+                                dist_range=(2.0, 2.4), fov: float = DEFAULT_FOV) -> Cameras:
+    """n cameras drawn as photos of a caption without a view suffix are (TOYWORLD.md):
+    azimuth ~ N(0, az_std) with probability front_prob, else uniform; elevation uniform."""
+    front = torch.rand(n, generator=generator) < front_prob
+    az = torch.where(front, az_std * torch.randn(n, generator=generator),
+                     torch.rand(n, generator=generator) * 360.0 - 180.0)
+    el = el_range[0] + (el_range[1] - el_range[0]) * torch.rand(n, generator=generator)
+    dist = dist_range[0] + (dist_range[1] - dist_range[0]) * torch.rand(n, generator=generator)
+    return Cameras(el, wrap_azimuth(az), dist, fov)
+
+
 def ring_cameras(n: int, el: float = 20.0, dist: float = DEFAULT_DISTANCE,
                  fov: float = DEFAULT_FOV, start_az: float = 0.0) -> Cameras:
     """n cameras evenly spaced in azimuth at one elevation (evaluation views, turntables)."""

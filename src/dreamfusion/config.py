@@ -97,6 +97,12 @@ class GuidanceConfig:
     """Clip the SDS gradient elementwise to +-this value (0 = off)."""
     view_prompts: bool = True
     """Append ', front view' / ', side view' / ... to the caption by camera angle."""
+    plain_camera_fraction: float = 0.5
+    """Fraction of the cameras drawn like the photos of a caption without a view suffix
+    (front-biased) and given the caption as is; the rest use the paper's uniform
+    cameras and view prompts. With uniform cameras nothing pins the turn of a cube
+    about the vertical axis; matching the plain caption's front-biased photos with
+    front-biased cameras does (cube IoU 0.67-0.70 -> 0.81-0.82; docs/DESIGN-NOTES.md)."""
     plain_front: bool = False
     """With view prompts: use the caption as given (no ', front view') for front cameras."""
     negative_prompt: str = ""
@@ -126,9 +132,14 @@ class OptimConfig:
     """Adam on the field's grids."""
 
     lr_density: float = 0.1
+    """Learning rate of the density grids."""
     lr_albedo: float = 0.05
+    """Learning rate of the albedo grids."""
     lr_background: float = 1e-3
-    warmup_steps: int = 0
+    """Learning rate of the learned background MLP."""
+    density_warmup: float = 0.0
+    """Fraction of the steps over which the density learning rate ramps up linearly from
+    zero (the paper warms up its learning rate); the albedo is not held back."""
 
 
 @dataclass(frozen=True)

@@ -51,10 +51,15 @@ class PromptSet:
         return [self.caption if (v == "front" and self.plain_front) else view_prompt(self.caption, v)
                 for v in view_labels(cams.el, cams.az)]
 
-    def for_cameras(self, cams: Cameras) -> tuple[Tensor, Tensor]:
-        """(cond (B, ...), uncond (B, ...)) embeddings for a batch of cameras."""
+    def for_cameras(self, cams: Cameras, plain: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(cond (B, ...), uncond (B, ...)) embeddings for a batch of cameras.
+
+        plain: optional (B,) bool, cameras that get the caption as is (no view suffix).
+        """
         if self.view_dependent:
-            cond = torch.stack([self.views[v] for v in view_labels(cams.el, cams.az)])
+            labels = view_labels(cams.el, cams.az)
+            keep = plain.tolist() if plain is not None else [False] * len(cams)
+            cond = torch.stack([self.base if k else self.views[v] for v, k in zip(labels, keep)])
         else:
             cond = self.base.unsqueeze(0).expand(len(cams), *self.base.shape)
         uncond = self.negative.unsqueeze(0).expand(len(cams), *self.negative.shape)

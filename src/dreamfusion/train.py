@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from .cameras import Cameras, ring_cameras, sample_cameras
+from .cameras import Cameras, ring_cameras, sample_cameras, sample_front_biased_cameras
 from .config import RunConfig, ShadingConfig
 from .field import GridField, LearnedBackground
 from .guidance.base import DiffusionBackend
@@ -54,6 +54,13 @@ def sample_shading(cfg: ShadingConfig, cams: Cameras, step: int, total: int,
         textureless=textureless,
         light_dirs=light,
     )
+
+
+def density_lr_scale(warmup: float, step: int, total: int) -> float:
+    """Linear warm-up factor in (0, 1] of the density learning rate at `step`."""
+    if warmup <= 0:
+        return 1.0
+    return min(1.0, (step + 1) / (warmup * total))
 
 
 def to_device(shading: Shading, device) -> Shading:
@@ -100,10 +107,28 @@ class Trainer:
         value = 0.0 if kind == "black" else 1.0
         return torch.full((n, 3), value, device=self.device)
 
+    def sample_step_cameras(self) -> tuple[Cameras, Tensor]:
+        """The paper's cameras, with a fraction replaced by front-biased photo-like ones.
+
+        Returns the cameras and a (B,) bool mask of those meant for the plain caption.
+        """
+        cfg = self.cfg
+        cams = sample_cameras(cfg.batch_size, cfg.cameras, self.generator)
+        frac = cfg.guidance.plain_camera_fraction
+        plain = torch.zeros(cfg.batch_size, dtype=torch.bool)
+        if frac <= 0:
+            return cams, plain
+        plain = torch.rand(cfg.batch_size, generator=self.generator) < frac
+        photo = sample_front_biased_cameras(cfg.batch_size, self.generator,
+                                            dist_range=cfg.cameras.dist_range, fov=cfg.cameras.fov)
+        pick = lambda a, b: torch.where(plain, b, a)  # noqa: E731
+        return Cameras(pick(cams.el, photo.el), pick(cams.az, photo.az),
+                       pick(cams.dist, photo.dist), cams.fov), plain
+
     def train_step(self) -> dict[str, float]:
         cfg, total = self.cfg, self.cfg.steps
         # 1. random cameras and lighting for this step
-        cams = sample_cameras(cfg.batch_size, cfg.cameras, self.generator)
+        cams, plain = self.sample_step_cameras()
         shading = to_device(sample_shading(cfg.shading, cams, self.step, total, self.generator),
                             self.device)
         cams = cams.to(self.device)
@@ -111,7 +136,7 @@ class Trainer:
         out = render(self.field, cams, cfg.size, cfg.render.samples, shading,
                      self.background_for(cams, cfg.size), self.generator)
         # 3. score distillation against the caption (view-dependent prompt per camera)
-        cond, uncond = self.prompts.for_cameras(cams)
+        cond, uncond = self.prompts.for_cameras(cams, plain)
         losses = score_distillation(self.backend, out["image"], cond, uncond, cfg.guidance,
                                     self.step, total, self.generator)
         # 4. regularisers
@@ -123,6 +148,8 @@ class Trainer:
                    "opacity": cfg.reg.opacity, "tv": cfg.reg.tv}
         loss = sum(weights[k] * v for k, v in terms.items())
         # 5. update the field
+        self.optimizer.param_groups[0]["lr"] = cfg.optim.lr_density * density_lr_scale(
+            cfg.optim.density_warmup, self.step, total)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
