@@ -1,5 +1,4 @@
 """Command line: help texts, and bad input -> one sentence, non-zero exit, nothing lost."""
-import json
 import subprocess
 import sys
 

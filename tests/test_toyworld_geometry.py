@@ -8,7 +8,6 @@ from scipy.spatial import cKDTree
 from dreamfusion.toyworld import (
     BOUNDING_RADIUS,
     COLORS,
-    FRONT_COS,
     SHAPES,
     ToyObject,
     grid_points,

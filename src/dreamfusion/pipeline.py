@@ -5,7 +5,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import torch
 
 from . import runs
 from .config import RunConfig
