@@ -17,7 +17,7 @@ from .config import PRESETS, RunConfig, override, preset
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
 SHADING_MODES = {
-    # name: (albedo_only_fraction, shaded_probability, textureless_probability)
+    # --shading name: config changes (None = the preset's schedule)
     "full": None,  # the paper's schedule (preset values)
     "lambertian": {"shading.textureless_probability": 0.0},
     "albedo": {"shading.albedo_only_fraction": 1.0},

@@ -106,10 +106,13 @@ class GridField(nn.Module):
         return sample_volume(torch.sigmoid(self.albedo_raw), points, self.cfg.bound)
 
     @torch.no_grad()
-    def occupied_box(self, threshold: float = 0.1, margin: float = 0.1) -> tuple[Tensor, Tensor]:
+    def occupied_box(self, threshold: float = 0.1, margin: float = 0.1,
+                     density: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(lo, hi), each (3,): bounding box of cells with density > threshold, grown by
-        `margin` so the surface can still move outward; the whole cube if none."""
-        occupied = self.density_grid() > threshold
+        `margin` so the surface can still move outward; the whole cube if none.
+        Pass `density` (R, R, R) when it is already computed."""
+        density = self.density_grid() if density is None else density
+        occupied = density > threshold
         b = self.cfg.bound
         if not bool(occupied.any()):
             return torch.full((3,), -b, device=self.device), torch.full((3,), b, device=self.device)

@@ -120,12 +120,14 @@ def render(field: GridField, cams: Cameras, size: int, samples: int, shading: Sh
     origins, dirs = cams.rays(size)  # (B, H, W, 3)
     near, far = ray_sphere_bounds(origins, dirs)
     # Sample only where the field has (or is next to) density: same samples, denser.
-    box_near, box_far = ray_box_bounds(origins, dirs, *field.occupied_box())
+    volume = field.feature_volume()  # (7, R, R, R), built once per render
+    box_near, box_far = ray_box_bounds(origins, dirs,
+                                       *field.occupied_box(density=volume[0].detach()))
     near, far = torch.maximum(near, box_near), torch.minimum(far, box_far)
     far = torch.maximum(far, near)
     t = stratified_depths(near, far, samples, generator, jitter)  # (B, H, W, S)
     points = origins[..., None, :] + dirs[..., None, :] * t[..., None]
-    q = field.query(points)
+    q = field.query(points, volume)
     deltas = torch.cat([t.diff(dim=-1), (far - t[..., -1])[..., None]], dim=-1)
     weights = composite(q["density"], deltas)  # (B, H, W, S)
     acc = weights.sum(-1, keepdim=True)  # (B, H, W, 1)

@@ -78,6 +78,10 @@ class Trainer:
     field: GridField = _field(init=False)
     background: LearnedBackground | None = _field(init=False, default=None)
     step: int = 0
+    elapsed: float = 0.0
+    """Seconds spent in `train` (set at the end)."""
+    loss_log: list = _field(default_factory=list)
+    """Per-step loss dicts of the last `train` call."""
 
     def __post_init__(self):
         cfg = self.cfg
