@@ -36,15 +36,6 @@ def test_caption_with_its_own_view_is_kept():
     assert prompts.texts_for(Cameras.from_angles([0], [0])) == ["a red cube, back view"]
 
 
-def test_plain_front_uses_the_caption_for_front_cameras():
-    prior = ToyPrior(size=8, bank_size=2, uncond_bank_size=4)
-    prompts = PromptSet(prior, "a red cube", view_dependent=True, plain_front=True)
-    cams = Cameras.from_angles([0, 0], [0, 180])
-    cond, _ = prompts.for_cameras(cams)
-    assert prompts.texts_for(cams) == ["a red cube", "a red cube, back view"]
-    assert cond.tolist() == prior.encode_text(prompts.texts_for(cams)).tolist()
-
-
 def test_plain_cameras_get_the_caption_as_is():
     prior = ToyPrior(size=8, bank_size=2, uncond_bank_size=4)
     prompts = PromptSet(prior, "a red cube", view_dependent=True)

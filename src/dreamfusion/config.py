@@ -103,8 +103,6 @@ class GuidanceConfig:
     cameras and view prompts. With uniform cameras nothing pins the turn of a cube
     about the vertical axis; matching the plain caption's front-biased photos with
     front-biased cameras does (cube IoU 0.67-0.70 -> 0.81-0.82; docs/DESIGN-NOTES.md)."""
-    plain_front: bool = False
-    """With view prompts: use the caption as given (no ', front view') for front cameras."""
     negative_prompt: str = ""
     """Text of the unconditional branch (empty = the true unconditional)."""
     bank_size: int = 128

@@ -11,7 +11,7 @@ from .cameras import Cameras, ring_cameras
 from .config import ExportConfig
 from .field import GridField
 from .mesh import color_vertices, extract_mesh, write_meshes
-from .render import Shading, render_chunked
+from .render import Shading, render_chunked, render_rows
 from .toyworld.world import grid_points
 
 def threshold_cameras() -> Cameras:
@@ -84,11 +84,7 @@ def render_turntable(field: GridField, cfg: ExportConfig, samples: int = 64) -> 
 def render_views(field: GridField, cfg: ExportConfig, samples: int = 64) -> Tensor:
     """(24, 3, H, W): 8 evaluation views (el 20, every 45 deg) x albedo/shaded/textureless."""
     cams = ring_cameras(8, el=20.0).to(field.device)
-    bg = torch.ones(8, 3, device=field.device)
-    rows = render_chunked(field, cams, cfg.view_size, samples,
-                          [Shading.albedo(8, field.device), Shading.lit(cams),
-                           Shading.lit(cams, textureless=True)], bg)["images"]
-    return torch.cat(rows).cpu()
+    return render_rows(field, cams, cfg.view_size, samples).cpu()
 
 
 def export_run(field: GridField, cfg: ExportConfig, run_dir: Path):

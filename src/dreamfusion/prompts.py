@@ -30,7 +30,7 @@ class PromptSet:
     """
 
     def __init__(self, backend: DiffusionBackend, caption: str, view_dependent: bool,
-                 negative: str = "", plain_front: bool = False):
+                 negative: str = ""):
         self.caption, self.view_dependent = caption, view_dependent
         has_suffix = _VIEW_SUFFIX.search(caption) is not None
         # A caption that already names a view is used as given.
@@ -41,15 +41,11 @@ class PromptSet:
         emb = backend.encode_text(texts)
         self.base, self.negative = emb[0], emb[1]
         self.views = {v: emb[2 + i] for i, v in enumerate(VIEW_LABELS)} if self.view_dependent else {}
-        self.plain_front = self.view_dependent and plain_front
-        if self.plain_front:
-            self.views["front"] = self.base
 
     def texts_for(self, cams: Cameras) -> list[str]:
         if not self.view_dependent:
             return [self.caption] * len(cams)
-        return [self.caption if (v == "front" and self.plain_front) else view_prompt(self.caption, v)
-                for v in view_labels(cams.el, cams.az)]
+        return [view_prompt(self.caption, v) for v in view_labels(cams.el, cams.az)]
 
     def for_cameras(self, cams: Cameras, plain: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(cond (B, ...), uncond (B, ...)) embeddings for a batch of cameras.

@@ -177,3 +177,12 @@ def render_chunked(field: GridField, cams: Cameras, size: int, samples: int,
     result = {k: torch.cat(v) for k, v in parts.items()}
     result["images"] = [torch.cat(v) for v in images]
     return result
+
+
+def render_rows(field: GridField, cams: Cameras, size: int, samples: int) -> Tensor:
+    """(3B, 3, H, W) on white: an albedo row, a lit row and a textureless row of `cams`."""
+    n, device = len(cams), cams.el.device
+    rows = render_chunked(field, cams, size, samples, [
+        Shading.albedo(n, device), Shading.lit(cams), Shading.lit(cams, textureless=True)],
+        torch.ones(n, 3, device=device))["images"]
+    return torch.cat(rows)

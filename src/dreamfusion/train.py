@@ -16,7 +16,7 @@ from .field import GridField, LearnedBackground
 from .guidance.base import DiffusionBackend
 from .guidance.sds import score_distillation
 from .prompts import PromptSet
-from .render import Shading, render, render_chunked
+from .render import Shading, render, render_rows
 from . import media, runs
 
 
@@ -98,7 +98,7 @@ class Trainer:
                            "lr": cfg.optim.lr_background})
         self.optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
         self.prompts = PromptSet(self.backend, cfg.caption, cfg.guidance.view_prompts,
-                                 cfg.guidance.negative_prompt, cfg.guidance.plain_front)
+                                 cfg.guidance.negative_prompt)
 
     # -- one step -------------------------------------------------------------------
     def background_for(self, cams: Cameras, size: int) -> Tensor:
@@ -177,13 +177,8 @@ class Trainer:
 
 
 def preview(field: GridField, size: int, samples: int) -> Tensor:
-    """(8, 3, H, W): albedo, shaded and textureless rows of 4 views around the object."""
-    cams = ring_cameras(4, el=20.0).to(field.device)
-    bg = torch.ones(4, 3, device=cams.el.device)
-    rows = render_chunked(field, cams, size, samples, [
-        Shading.albedo(4, cams.el.device), Shading.lit(cams), Shading.lit(cams, textureless=True)],
-        bg)["images"]
-    return torch.cat(rows)
+    """(12, 3, H, W): albedo, lit and textureless rows of 4 views around the object."""
+    return render_rows(field, ring_cameras(4, el=20.0).to(field.device), size, samples)
 
 
 def train(cfg: RunConfig, run_dir: Path, backend: DiffusionBackend | None = None,
