@@ -28,7 +28,8 @@ def test_help_lists_every_generate_option(capsys):
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     for option in ("--out", "--steps", "--seed", "--size", "--guidance", "--preset", "--device",
-                   "--backend", "--no-view-prompts", "--shading", "--overwrite"):
+                   "--backend", "--no-view-prompts", "--shading", "--overwrite", "--resume",
+                   "--config"):
         assert option in text
 
 

@@ -1,9 +1,17 @@
 """Run folders: unique default names, refusal, atomic writes, config round trip."""
 import pytest
 
-from dreamfusion.config import RunConfig, from_dict, override, preset, to_dict
-from dreamfusion.runs import (RunFolderError, atomic_write_bytes, default_run_dir, load_config,
-                              prepare_run_dir, save_config, slugify)
+from dreamfusion.config import RunConfig, override, preset, to_dict
+from dreamfusion.config_check import from_dict
+from dreamfusion.runs import (
+    RunFolderError,
+    atomic_write_bytes,
+    default_run_dir,
+    load_config,
+    prepare_run_dir,
+    save_config,
+    slugify,
+)
 
 
 def test_default_run_dir_never_lands_on_an_earlier_run(tmp_path):

@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import __version__
 from .config import PRESETS, RunConfig, override, preset
+from .interrupts import RunInterrupted
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -84,13 +86,21 @@ def add_generate(sub) -> None:
         description="Optimise a NeRF so that its renders match CAPTION under the diffusion "
                     "prior, then export a mesh (GLB/OBJ/PLY), a turntable video and a PNG "
                     "grid of fixed views into one run folder.")
-    p.add_argument("caption", help='what to make, e.g. "a red cube" (the toy prior knows '
-                   '"a {colour} {shape}" and "a {colour} {shape} with a {colour} front")')
+    p.add_argument("caption", nargs="?",
+                   help='what to make, e.g. "a red cube" (the toy prior knows '
+                   '"a {colour} {shape}" and "a {colour} {shape} with a {colour} front"); '
+                   "may instead come from --config, and is left out with --resume")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue an interrupted run from its last checkpoint, with its saved "
+                        "config (running the same command with the same --out does too)")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="YAML or JSON file of settings, with the nested keys of a run's "
+                        "config.json (any subset); options given on the command line win")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="run folder (default: a new folder under ./runs/ named from the caption)")
     p.add_argument("--overwrite", action="store_true",
                    help="allow --out to name a folder that already holds a run, replacing it")
-    p.add_argument("--preset", choices=PRESETS, default="fast",
+    p.add_argument("--preset", choices=PRESETS, default=None,
                    help="settings bundle: fast (default, about a minute on 2 CPU cores) or "
                         "quality (larger renders and grid, more steps)")
     p.add_argument("--steps", type=positive_int, help="optimisation steps (overrides the preset)")
@@ -101,12 +111,13 @@ def add_generate(sub) -> None:
     p.add_argument("--guidance", type=positive_float,
                    help="classifier-free guidance scale s (default 3 for the toy prior)")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
-                   help="where to run (default auto: CUDA if available, else CPU)")
+                   help="where to run (default auto: CUDA if available, else CPU); may be "
+                        "changed when resuming")
     p.add_argument("--backend", choices=("toy",), default=None,
                    help="diffusion prior: toy = the built-in exact prior of the toy world")
     p.add_argument("--no-view-prompts", action="store_true",
                    help="do not append ', front view' etc. to the caption (shows the Janus problem)")
-    p.add_argument("--shading", choices=tuple(SHADING_MODES), default="full",
+    p.add_argument("--shading", choices=tuple(SHADING_MODES), default=None,
                    help="shading during training: full = paper schedule (albedo, then "
                         "lambertian and textureless), lambertian = no textureless renders, "
                         "albedo = no lighting at all (ablations of the paper's Figure 6)")
@@ -171,19 +182,50 @@ def parse_value(key: str, raw: str, current: Any) -> Any:
                     f"(expected {type(current).__name__})")
 
 
+CONFIG_OPTIONS = ("caption", "config", "preset", "steps", "seed", "size", "batch_size",
+                  "guidance", "backend", "no_view_prompts", "shading", "no_export", "set",
+                  "out", "overwrite")
+"""Options that choose settings or a folder (not allowed with --resume)."""
+
+
+def given_options(args: argparse.Namespace) -> list[str]:
+    """Names of the CONFIG_OPTIONS the user gave."""
+    return [name for name in CONFIG_OPTIONS if getattr(args, name) not in (None, False, [])]
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    cfg = override(preset(args.preset), caption=args.caption.strip())
-    direct = {"steps": args.steps, "seed": args.seed, "size": args.size,
-              "batch_size": args.batch_size, "device": args.device,
-              "guidance.guidance_scale": args.guidance, "guidance.backend": args.backend}
-    cfg = override(cfg, **{k: v for k, v in direct.items() if v is not None})
-    if args.no_view_prompts:
-        cfg = override(cfg, **{"guidance.view_prompts": False})
-    if SHADING_MODES[args.shading]:
-        cfg = override(cfg, **SHADING_MODES[args.shading])
-    if args.no_export:
-        cfg = override(cfg, **{"export.enabled": False})
-    return override(cfg, **parse_set(args.set, cfg))
+    """preset, then --config FILE, then the options, then --set; checked and validated."""
+    from .config_check import (
+        ConfigError,
+        apply_dotted,
+        apply_file,
+        read_config_file,
+        validate,
+    )
+    try:
+        if args.caption is None and (args.config is None
+                                     or "caption" not in read_config_file(args.config)):
+            raise UserError('no caption given; say what to make, e.g. dreamfusion generate '
+                            '"a red cube" (or continue a run with --resume RUN_DIR)')
+        cfg = preset(args.preset or "fast")
+        if args.config is not None:
+            cfg = apply_file(cfg, args.config)
+        if args.caption is not None:
+            cfg = override(cfg, caption=args.caption)
+        direct = {"steps": args.steps, "seed": args.seed, "size": args.size,
+                  "batch_size": args.batch_size, "device": args.device,
+                  "guidance.guidance_scale": args.guidance, "guidance.backend": args.backend}
+        changes = {k: v for k, v in direct.items() if v is not None}
+        if args.no_view_prompts:
+            changes["guidance.view_prompts"] = False
+        changes.update(SHADING_MODES[args.shading or "full"] or {})
+        if args.no_export:
+            changes["export.enabled"] = False
+        cfg = apply_dotted(cfg, changes)
+        cfg = apply_dotted(cfg, parse_set(args.set, cfg))
+        return validate(override(cfg, caption=cfg.caption.strip()))
+    except ConfigError as err:
+        raise UserError(str(err)) from None
 
 
 def check_device(name: str | None) -> None:
@@ -209,17 +251,76 @@ def check_caption(cfg: RunConfig) -> None:
 
 # -- commands ------------------------------------------------------------------------
 def cmd_generate(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        return resume_run(args)
     from . import runs
     cfg = config_from_args(args)
     check_caption(cfg)
     check_device(cfg.device)
     run_dir = args.out if args.out is not None else runs.default_run_dir(cfg.caption)
+    if args.out is not None and runs.is_run(run_dir) and not args.overwrite:
+        if same_unfinished_run(run_dir, cfg):
+            return continue_run(run_dir, runs.load_config(run_dir), args)
     try:
         runs.prepare_run_dir(run_dir, args.overwrite)
     except runs.RunFolderError as err:
         raise UserError(str(err)) from None
     from .pipeline import generate
-    generate(cfg, run_dir, progress=not args.quiet, log=lambda msg: print(msg, file=sys.stderr))
+    generate(cfg, run_dir, progress=not args.quiet, log=log_line)
+    return 0
+
+
+def log_line(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def same_unfinished_run(run_dir: Path, cfg: RunConfig) -> bool:
+    """True if run_dir holds an unfinished run of exactly these settings (device aside)."""
+    from . import runs
+    try:
+        saved = runs.load_config(run_dir)
+    except runs.RunFolderError:
+        return False
+    status = runs.read_status(run_dir) or {}
+    if status.get("status") not in ("running", "interrupted"):
+        return False
+    if override(cfg, device=saved.device) != saved:
+        raise UserError(f"{run_dir} holds an unfinished run with other settings; continue it "
+                        f"with --resume {run_dir}, or pass --overwrite to replace it")
+    return True
+
+
+def resume_run(args: argparse.Namespace) -> int:
+    from . import runs
+    extra = [name for name in given_options(args)]
+    if extra:
+        names = ", ".join("CAPTION" if n == "caption" else "--" + n.replace("_", "-")
+                          for n in extra)
+        raise UserError(f"--resume continues a run with its saved settings; leave out {names} "
+                        "(only --device and --quiet may be given)")
+    run_dir = args.resume
+    if not run_dir.is_dir():
+        raise UserError(f"--resume: {run_dir} is not a folder")
+    try:
+        cfg = runs.load_config(run_dir)
+    except runs.RunFolderError as err:
+        raise UserError(str(err)) from None
+    return continue_run(run_dir, cfg, args)
+
+
+def continue_run(run_dir: Path, cfg: RunConfig, args: argparse.Namespace) -> int:
+    from . import runs
+    from .pipeline import generate
+    status = runs.read_status(run_dir) or {}
+    if runs.still_running(status):
+        raise UserError(f"{run_dir} is being run right now by process {status['pid']}")
+    if status.get("status") == "finished":
+        raise UserError(f"{run_dir} has already finished all {cfg.steps} steps; "
+                        f"`dreamfusion export {run_dir}` redoes its export")
+    if args.device is not None:
+        cfg = override(cfg, device=args.device)
+    check_device(cfg.device)
+    generate(cfg, run_dir, progress=not args.quiet, log=log_line, resume=True)
     return 0
 
 
@@ -252,6 +353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dreamfusion: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except RunInterrupted as err:
+        print(f"dreamfusion: {err}", file=sys.stderr)
+        return 128 + err.signum
     except Exception as err:  # known failure types carry a user-facing message
         from .pipeline import USER_FACING_ERRORS
         if isinstance(err, USER_FACING_ERRORS):

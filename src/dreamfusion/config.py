@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from dataclasses import field as _field
 from typing import Any, Literal
 
@@ -157,6 +157,19 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class FaultConfig:
+    """What a run does about non-finite losses or gradients (NaN, inf)."""
+
+    max_consecutive: int = 5
+    """Faulty steps in a row (each skipped and counted) before rolling back to the last
+    good checkpoint."""
+    lr_factor: float = 0.5
+    """Learning rates are multiplied by this at each rollback."""
+    max_rollbacks: int = 3
+    """Rollbacks before the run gives up (its last good checkpoint is kept)."""
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything a run needs; saved as config.json in the run folder."""
 
@@ -171,6 +184,8 @@ class RunConfig:
     device: Literal["cpu", "cuda", "auto"] = "auto"
     preview_every: int = 200
     """Save a preview image every this many steps (0 = never)."""
+    checkpoint_every: int = 100
+    """Write a resumable checkpoint every this many steps (0 = only at the end)."""
     field: FieldConfig = _field(default_factory=FieldConfig)
     render: RenderConfig = _field(default_factory=RenderConfig)
     shading: ShadingConfig = _field(default_factory=ShadingConfig)
@@ -179,6 +194,7 @@ class RunConfig:
     reg: RegularizerConfig = _field(default_factory=RegularizerConfig)
     optim: OptimConfig = _field(default_factory=OptimConfig)
     export: ExportConfig = _field(default_factory=ExportConfig)
+    faults: FaultConfig = _field(default_factory=FaultConfig)
 
 
 def preset(name: str) -> RunConfig:
@@ -202,23 +218,6 @@ PRESETS = ("fast", "quality")
 def to_dict(cfg: Any) -> dict:
     """Nested plain dict (tuples become lists) for JSON."""
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
-
-
-def from_dict(cls: type, data: dict) -> Any:
-    """Rebuild a (nested) frozen config from `to_dict` output; unknown keys are errors."""
-    known = {f.name: f for f in fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        if key not in known:
-            raise ValueError(f"unknown config key {key!r} in {cls.__name__}")
-        default = getattr(cls(), key)
-        if dataclasses.is_dataclass(default):
-            kwargs[key] = from_dict(type(default), value)
-        elif isinstance(default, tuple):
-            kwargs[key] = tuple(value)
-        else:
-            kwargs[key] = value
-    return cls(**kwargs)
 
 
 def override(cfg: Any, **changes: Any) -> Any:

@@ -17,7 +17,7 @@ from scipy import ndimage
 from skimage import measure
 from torch import Tensor
 
-__all__ = ["EmptyFieldError", "extract_mesh", "color_vertices", "write_meshes"]
+__all__ = ["EmptyFieldError", "NonFiniteFieldError", "extract_mesh", "color_vertices", "write_meshes"]
 
 
 class EmptyFieldError(RuntimeError):
@@ -32,6 +32,14 @@ class EmptyFieldError(RuntimeError):
         )
         self.threshold = threshold
         self.max_density = max_density
+
+
+class NonFiniteFieldError(RuntimeError):
+    """The field holds NaN or inf values; a mesh of it would be garbage."""
+
+    def __init__(self):
+        super().__init__("the field holds non-finite values (NaN or inf), so no mesh is "
+                         "written from it")
 
 
 def _as_numpy(density: np.ndarray | Tensor) -> np.ndarray:

@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
-
 
 from . import runs
 from .config import RunConfig
 from .export import export_run
 from .field import GridField
-from .mesh import EmptyFieldError
-from .train import resolve_device, train
+from .interrupts import RunInterrupted, signal_name
+from .mesh import EmptyFieldError, NonFiniteFieldError
+from .train import TrainingDiverged, all_finite, resolve_device, train
 
-USER_FACING_ERRORS = (EmptyFieldError, runs.RunFolderError)
+USER_FACING_ERRORS = (EmptyFieldError, NonFiniteFieldError, runs.RunFolderError,
+                      TrainingDiverged)
 """Failures whose message is meant for the user (printed without a traceback)."""
 
 
@@ -30,6 +31,8 @@ def ground_truth_metrics(cfg: RunConfig, mesh) -> dict:
 
 def export_and_score(cfg: RunConfig, field: GridField, run_dir: Path,
                      log: Callable[[str], None]) -> dict:
+    if not all_finite(p.detach() for p in field.parameters()):
+        raise NonFiniteFieldError()
     start = time.perf_counter()
     mesh, info = export_run(field, cfg.export, run_dir)
     info["export_seconds"] = round(time.perf_counter() - start, 2)
@@ -51,31 +54,69 @@ def summary_line(cfg: RunConfig, gt: dict) -> str:
 
 
 def generate(cfg: RunConfig, run_dir: Path, progress: bool = True,
-             log: Callable[[str], None] = print) -> dict:
-    """Train, export and score; returns the metrics written to metrics.json."""
+             log: Callable[[str], None] = print, resume: bool = False) -> dict:
+    """Train (from scratch, or from the run's checkpoint if `resume`), export and score;
+    returns the metrics written to metrics.json. A signal stops it with a checkpoint,
+    the export of the field so far, and RunInterrupted."""
     start = time.perf_counter()
-    runs.save_config(run_dir, cfg)
-    trainer = train(cfg, run_dir, progress=progress)
-    metrics = {"caption": cfg.caption, "steps": cfg.steps,
+    state = None
+    if resume:
+        state = runs.load_checkpoint(run_dir, warn=log)
+        log(f"resuming {run_dir} from step {state['step']} of {cfg.steps}")
+    else:
+        runs.save_config(run_dir, cfg)
+    try:
+        trainer = train(cfg, run_dir, progress=progress, state=state, log=log)
+    except TrainingDiverged:
+        status = runs.read_status(run_dir) or {}
+        runs.write_status(run_dir, "failed", int(status.get("step", 0)), cfg.steps)
+        raise
+    metrics = {"caption": cfg.caption, "steps": cfg.steps, "step": trainer.step,
                "train_seconds": round(trainer.elapsed, 2),
-               "final_loss": trainer.loss_log[-1]["loss"] if trainer.loss_log else None}
+               "final_loss": trainer.loss_log[-1]["loss"] if trainer.loss_log else None,
+               "faulty_steps": trainer.faults, "rollbacks": trainer.rollbacks}
+    if trainer.stopped_by is not None:
+        return stop_interrupted(cfg, trainer, run_dir, metrics, log)
     if cfg.export.enabled:
         try:
             metrics.update(export_and_score(cfg, trainer.field, run_dir, log))
         except EmptyFieldError as err:
             metrics["export_error"] = str(err)
-            runs.write_json(run_dir / runs.METRICS, metrics)
+            finish(run_dir, cfg, metrics, "finished")
             raise
     metrics["total_seconds"] = round(time.perf_counter() - start, 2)
-    runs.write_json(run_dir / runs.METRICS, metrics)
+    finish(run_dir, cfg, metrics, "finished")
     log(f"run folder: {run_dir}  ({metrics['total_seconds']:.0f} s)")
     if metrics.get("ground_truth"):
         log(summary_line(cfg, metrics["ground_truth"]))
     return metrics
 
 
-def load_field(cfg: RunConfig, run_dir: Path) -> GridField:
-    state = runs.load_checkpoint(run_dir)
+def finish(run_dir: Path, cfg: RunConfig, metrics: dict, status: str) -> None:
+    metrics["status"] = status
+    runs.write_json(run_dir / runs.METRICS, metrics)
+    runs.write_status(run_dir, status, metrics["step"], cfg.steps)
+
+
+def stop_interrupted(cfg: RunConfig, trainer, run_dir: Path, metrics: dict,
+                     log: Callable[[str], None]):
+    """Export what exists so far, record the stop, raise RunInterrupted."""
+    if cfg.export.enabled:
+        try:
+            metrics.update(export_and_score(cfg, trainer.field, run_dir, log))
+        except EmptyFieldError as err:
+            metrics["export_error"] = str(err)
+    finish(run_dir, cfg, metrics, "interrupted")
+    raise RunInterrupted(
+        f"stopped by {signal_name(trainer.stopped_by)} at step {trainer.step} of {cfg.steps}; "
+        f"the checkpoint{' and the export of the field so far' if cfg.export.enabled else ''}"
+        f" are in {run_dir}. Continue with: dreamfusion generate --resume {run_dir}",
+        trainer.stopped_by)
+
+
+def load_field(cfg: RunConfig, run_dir: Path,
+               log: Callable[[str], None] = print) -> GridField:
+    state = runs.load_checkpoint(run_dir, warn=log)
     field = GridField(cfg.field)
     field.load_state_dict(state["field"])
     return field.to(resolve_device(cfg.device))
@@ -83,7 +124,7 @@ def load_field(cfg: RunConfig, run_dir: Path) -> GridField:
 
 def reexport(cfg: RunConfig, run_dir: Path, log: Callable[[str], None] = print) -> dict:
     """Redo export and metrics from checkpoint.pt; keeps training numbers in metrics.json."""
-    field = load_field(cfg, run_dir)
+    field = load_field(cfg, run_dir, log)
     path = run_dir / runs.METRICS
     metrics = {}
     if path.exists():

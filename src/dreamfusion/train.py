@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as _field
 from pathlib import Path
@@ -10,14 +11,15 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from . import media, runs
 from .cameras import Cameras, ring_cameras, sample_cameras, sample_front_biased_cameras
 from .config import RunConfig, ShadingConfig
 from .field import GridField, LearnedBackground
 from .guidance.base import DiffusionBackend
 from .guidance.sds import score_distillation
+from .interrupts import GracefulStop, signal_name
 from .prompts import PromptSet
 from .render import Shading, render, render_rows
-from . import media, runs
 
 
 def resolve_device(name: str) -> torch.device:
@@ -79,9 +81,17 @@ class Trainer:
     background: LearnedBackground | None = _field(init=False, default=None)
     step: int = 0
     elapsed: float = 0.0
-    """Seconds spent in `train` (set at the end)."""
+    """Seconds spent optimising, over all sessions of a resumed run."""
     loss_log: list = _field(default_factory=list)
-    """Per-step loss dicts of the last `train` call."""
+    """Per-step loss dicts since step 0."""
+    lr_scale: float = 1.0
+    """Learning-rate factor, lowered by each rollback after numerical faults."""
+    faults: int = 0
+    """Steps skipped because the loss or a gradient was not finite."""
+    rollbacks: int = 0
+    """Returns to the last good checkpoint after repeated faults."""
+    stopped_by: int | None = None
+    """Signal number that stopped `train` early, or None."""
 
     def __post_init__(self):
         cfg = self.cfg
@@ -151,19 +161,49 @@ class Trainer:
         weights = {"sds": 1.0, "orientation": cfg.reg.orientation,
                    "opacity": cfg.reg.opacity, "tv": cfg.reg.tv}
         loss = sum(weights[k] * v for k, v in terms.items())
-        # 5. update the field
-        self.optimizer.param_groups[0]["lr"] = cfg.optim.lr_density * density_lr_scale(
-            cfg.optim.density_warmup, self.step, total)
+        # 5. update the field, unless the loss or a gradient is not finite
+        self.apply_learning_rates()
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        finite = bool(torch.isfinite(loss))
+        if finite:
+            loss.backward()
+            finite = all_finite(p.grad for p in self.parameters() if p.grad is not None)
+        if finite:
+            self.optimizer.step()
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.faults += 1
         self.step += 1
-        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+        return {"loss": float(loss.detach()), "fault": not finite,
+                **{k: float(v.detach()) for k, v in terms.items()}}
+
+    def parameters(self) -> list[Tensor]:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
+    def apply_learning_rates(self) -> None:
+        """Configured rates x the fault back-off, density warmed up (groups as built)."""
+        optim, total = self.cfg.optim, self.cfg.steps
+        rates = [optim.lr_density * density_lr_scale(optim.density_warmup, self.step, total),
+                 optim.lr_albedo, optim.lr_background]
+        for group, rate in zip(self.optimizer.param_groups, rates):
+            group["lr"] = rate * self.lr_scale
+
+    def field_is_finite(self) -> bool:
+        return all_finite(p.detach() for p in self.parameters())
 
     # -- state ----------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """Everything needed to continue bit for bit: field, optimiser, step, random
+        states, fault counters and the loss log so far."""
         state = {"step": self.step, "field": self.field.state_dict(),
-                 "optimizer": self.optimizer.state_dict()}
+                 "optimizer": self.optimizer.state_dict(),
+                 "rng": {"generator": self.generator.get_state(),
+                         "torch": torch.get_rng_state()},
+                 "lr_scale": self.lr_scale, "faults": self.faults,
+                 "rollbacks": self.rollbacks, "elapsed": self.elapsed,
+                 "loss_log": list(self.loss_log)}
+        if torch.cuda.is_available():
+            state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
         if self.background is not None:
             state["background"] = self.background.state_dict()
         return state
@@ -174,6 +214,23 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.background is not None and "background" in state:
             self.background.load_state_dict(state["background"])
+        rng = state.get("rng", {})
+        if "generator" in rng:
+            self.generator.set_state(rng["generator"])
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.lr_scale = float(state.get("lr_scale", 1.0))
+        self.faults = int(state.get("faults", 0))
+        self.rollbacks = int(state.get("rollbacks", 0))
+        self.elapsed = float(state.get("elapsed", 0.0))
+        self.loss_log = list(state.get("loss_log", []))
+
+
+def all_finite(tensors) -> bool:
+    flags = [torch.isfinite(t).all() for t in tensors]
+    return bool(torch.stack(flags).all()) if flags else True
 
 
 def preview(field: GridField, size: int, samples: int) -> Tensor:
@@ -181,26 +238,76 @@ def preview(field: GridField, size: int, samples: int) -> Tensor:
     return render_rows(field, ring_cameras(4, el=20.0).to(field.device), size, samples)
 
 
+class TrainingDiverged(RuntimeError):
+    """Numerical faults kept coming back after every allowed rollback."""
+
+
+def rollback(trainer: Trainer, run_dir: Path, log: Callable[[str], None]) -> None:
+    """Back to the last good checkpoint with a lower learning rate (counters kept)."""
+    cfg = trainer.cfg.faults
+    if trainer.rollbacks >= cfg.max_rollbacks:
+        raise TrainingDiverged(
+            f"the loss or its gradient was not finite for {cfg.max_consecutive} steps in a "
+            f"row at step {trainer.step}, after {trainer.rollbacks} rollback(s); the last "
+            f"good checkpoint is kept in {run_dir} (try a lower learning rate)")
+    faults, rollbacks, lr_scale = trainer.faults, trainer.rollbacks, trainer.lr_scale
+    trainer.load_state_dict(runs.load_checkpoint(run_dir, warn=log))
+    trainer.faults, trainer.rollbacks = faults, rollbacks + 1
+    trainer.lr_scale = min(lr_scale, trainer.lr_scale) * cfg.lr_factor
+    log(f"{cfg.max_consecutive} non-finite steps in a row: rolled back to step "
+        f"{trainer.step}, learning rates x{trainer.lr_scale:g}")
+
+
+def save_progress(trainer: Trainer, run_dir: Path) -> None:
+    """Checkpoint + status.json; a field that is no longer finite is never saved."""
+    if not trainer.field_is_finite():
+        raise TrainingDiverged(f"the field holds non-finite values at step {trainer.step}; "
+                               f"the last good checkpoint is kept in {run_dir}")
+    runs.save_checkpoint(run_dir, trainer.state_dict())
+    runs.write_status(run_dir, "running", trainer.step, trainer.cfg.steps)
+
+
 def train(cfg: RunConfig, run_dir: Path, backend: DiffusionBackend | None = None,
-          progress: bool = True) -> Trainer:
-    """Optimise the field for cfg.caption; writes previews and checkpoint.pt in run_dir."""
+          progress: bool = True, state: dict | None = None,
+          log: Callable[[str], None] = print) -> Trainer:
+    """Optimise the field for cfg.caption from scratch or from a checkpoint `state`.
+
+    Writes previews, status.json and checkpoint.pt (every cfg.checkpoint_every steps and
+    at the end) in run_dir. A SIGINT/SIGTERM ends the loop after the current step with a
+    checkpoint; `trainer.stopped_by` is then the signal number."""
     device = resolve_device(cfg.device)
     backend = backend or build_backend(cfg, device)
     trainer = Trainer(cfg, backend, device)
-    bar = tqdm(total=cfg.steps, disable=not progress, unit="step", dynamic_ncols=True,
-               desc="optimising")
-    start, log = time.perf_counter(), []
-    while trainer.step < cfg.steps:
-        losses = trainer.train_step()
-        log.append(losses)
-        bar.update(1)
-        if trainer.step % 10 == 0 or trainer.step == cfg.steps:
-            bar.set_postfix(loss=f"{losses['loss']:.3g}")
-        if cfg.preview_every and (trainer.step % cfg.preview_every == 0 or trainer.step == cfg.steps):
-            grid = media.image_grid(preview(trainer.field, 64, 64).cpu(), nrow=4)
-            media.write_png(grid, run_dir / "previews" / f"step_{trainer.step:05d}.png")
-    bar.close()
-    trainer.elapsed = time.perf_counter() - start
-    trainer.loss_log = log
-    runs.save_checkpoint(run_dir, trainer.state_dict())
+    if state is not None:
+        trainer.load_state_dict(state)
+    else:
+        save_progress(trainer, run_dir)  # step 0: something to roll back to
+    bar = tqdm(total=cfg.steps, initial=trainer.step, disable=not progress, unit="step",
+               dynamic_ncols=True, desc="optimising")
+    start, elapsed0, in_a_row = time.perf_counter(), trainer.elapsed, 0
+    with GracefulStop(lambda sig: log(f"\n{signal_name(sig)}: finishing step, saving")) as stop:
+        while trainer.step < cfg.steps and stop.requested is None:
+            losses = trainer.train_step()
+            trainer.loss_log.append(losses)
+            trainer.elapsed = elapsed0 + time.perf_counter() - start
+            in_a_row = in_a_row + 1 if losses["fault"] else 0
+            if in_a_row >= cfg.faults.max_consecutive:
+                rollback(trainer, run_dir, log)
+                elapsed0, start, in_a_row = trainer.elapsed, time.perf_counter(), 0
+                bar.reset(total=cfg.steps)
+                bar.update(trainer.step)
+                continue
+            bar.update(1)
+            if trainer.step % 10 == 0 or trainer.step == cfg.steps:
+                bar.set_postfix(loss=f"{losses['loss']:.3g}")
+            if cfg.preview_every and (trainer.step % cfg.preview_every == 0
+                                      or trainer.step == cfg.steps):
+                grid = media.image_grid(preview(trainer.field, 64, 64).cpu(), nrow=4)
+                media.write_png(grid, run_dir / "previews" / f"step_{trainer.step:05d}.png")
+            if cfg.checkpoint_every and trainer.step % cfg.checkpoint_every == 0 \
+                    and trainer.step < cfg.steps:
+                save_progress(trainer, run_dir)
+        bar.close()
+        trainer.stopped_by = stop.requested
+        save_progress(trainer, run_dir)
     return trainer

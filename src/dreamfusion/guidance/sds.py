@@ -38,8 +38,10 @@ def sds_loss(latents: Tensor, grad: Tensor) -> Tensor:
     With target = stopgrad(latents - grad), d/dlatents of 0.5 * ||latents - target||^2 is
     latents - target = grad; summing over the batch and dividing by B keeps the step size
     independent of the batch size. The U-Net Jacobian never appears: grad is detached.
+    A non-finite grad makes the loss non-finite, so the training loop sees the fault
+    (it is not silently zeroed here).
     """
-    grad = torch.nan_to_num(grad.detach(), nan=0.0, posinf=0.0, neginf=0.0)
+    grad = grad.detach()
     target = (latents - grad).detach()
     return 0.5 * ((latents - target) ** 2).sum() / latents.shape[0]
 
