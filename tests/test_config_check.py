@@ -142,3 +142,10 @@ def test_any_config_file_value_gives_a_valid_config_or_a_named_error(key, value)
         validate(from_dict(RunConfig, data))
     except ConfigError as err:
         assert key.split(".")[-1] in str(err) or group in str(err)
+
+
+def test_the_example_config_in_docs_loads():
+    from pathlib import Path
+    path = Path(__file__).parent.parent / "docs" / "example-config.yaml"
+    cfg = config_from_args(args_for("--config", str(path)))
+    assert cfg.caption == "a blue torus" and cfg.faults.max_rollbacks == 3

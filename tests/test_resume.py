@@ -277,3 +277,21 @@ def test_a_run_in_progress_is_not_resumed_twice(tmp_path, capsys):
         proc.kill()
         proc.wait()
     assert os.path.exists(run_dir / runs.CHECKPOINT)
+
+
+def test_resume_with_a_lost_config_json_uses_the_checkpoint_settings(tmp_path, capsys):
+    from dreamfusion.cli import main
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    cfg = override(tiny_cfg(steps=20), export=override(tiny_cfg().export, enabled=False))
+    runs.save_config(run_dir, cfg)
+    train(override(cfg, steps=20), run_dir, backend=tiny_prior(), progress=False)
+    runs.write_status(run_dir, "interrupted", 20, 30)
+    state = runs.load_checkpoint(run_dir)
+    state["step"] = 10  # pretend it stopped at 10 of 20
+    runs.save_checkpoint(run_dir, {k: v for k, v in state.items() if k != "checksum"})
+    (run_dir / "config.json").write_text("{ damaged")
+    assert main(["generate", "--resume", str(run_dir), "--quiet"]) == 0
+    assert "settings saved in the checkpoint" in capsys.readouterr().err
+    assert runs.load_config(run_dir) == cfg
+    assert field_of(run_dir)["step"] == 20

@@ -304,8 +304,22 @@ def resume_run(args: argparse.Namespace) -> int:
     try:
         cfg = runs.load_config(run_dir)
     except runs.RunFolderError as err:
-        raise UserError(str(err)) from None
+        cfg = config_from_checkpoint(run_dir, err)
     return continue_run(run_dir, cfg, args)
+
+
+def config_from_checkpoint(run_dir: Path, config_error: Exception) -> RunConfig:
+    """The settings saved inside the checkpoint, when config.json is lost or damaged."""
+    from . import runs
+    from .config_check import ConfigError, from_dict, validate
+    try:
+        state = runs.load_checkpoint(run_dir, warn=log_line)
+        cfg = validate(from_dict(RunConfig, state["config"]))
+    except (runs.RunFolderError, ConfigError, KeyError):
+        raise UserError(str(config_error)) from None
+    log_line(f"{config_error}; using the settings saved in the checkpoint")
+    runs.save_config(run_dir, cfg)
+    return cfg
 
 
 def continue_run(run_dir: Path, cfg: RunConfig, args: argparse.Namespace) -> int:

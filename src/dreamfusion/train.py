@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from . import media, runs
 from .cameras import Cameras, ring_cameras, sample_cameras, sample_front_biased_cameras
-from .config import RunConfig, ShadingConfig
+from .config import RunConfig, ShadingConfig, to_dict
 from .field import GridField, LearnedBackground
 from .guidance.base import DiffusionBackend
 from .guidance.sds import score_distillation
@@ -193,9 +193,9 @@ class Trainer:
 
     # -- state ----------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """Everything needed to continue bit for bit: field, optimiser, step, random
-        states, fault counters and the loss log so far."""
-        state = {"step": self.step, "field": self.field.state_dict(),
+        """Everything needed to continue bit for bit: config, field, optimiser, step,
+        random states, fault counters and the loss log so far."""
+        state = {"step": self.step, "config": to_dict(self.cfg), "field": self.field.state_dict(),
                  "optimizer": self.optimizer.state_dict(),
                  "rng": {"generator": self.generator.get_state(),
                          "torch": torch.get_rng_state()},
