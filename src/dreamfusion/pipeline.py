@@ -77,19 +77,28 @@ def generate(cfg: RunConfig, run_dir: Path, progress: bool = True,
                "faulty_steps": trainer.faults, "rollbacks": trainer.rollbacks}
     if trainer.stopped_by is not None:
         return stop_interrupted(cfg, trainer, run_dir, metrics, log)
-    if cfg.export.enabled:
-        try:
-            metrics.update(export_and_score(cfg, trainer.field, run_dir, log))
-        except EmptyFieldError as err:
-            metrics["export_error"] = str(err)
-            finish(run_dir, cfg, metrics, "finished")
-            raise
+    empty = try_export(cfg, trainer.field, run_dir, metrics, log)
     metrics["total_seconds"] = round(time.perf_counter() - start, 2)
     finish(run_dir, cfg, metrics, "finished")
+    if empty is not None:
+        raise empty
     log(f"run folder: {run_dir}  ({metrics['total_seconds']:.0f} s)")
     if metrics.get("ground_truth"):
         log(summary_line(cfg, metrics["ground_truth"]))
     return metrics
+
+
+def try_export(cfg: RunConfig, field: GridField, run_dir: Path, metrics: dict,
+               log: Callable[[str], None]) -> EmptyFieldError | None:
+    """Export (if enabled) into metrics; an empty field is recorded and returned."""
+    if not cfg.export.enabled:
+        return None
+    try:
+        metrics.update(export_and_score(cfg, field, run_dir, log))
+    except EmptyFieldError as err:
+        metrics["export_error"] = str(err)
+        return err
+    return None
 
 
 def finish(run_dir: Path, cfg: RunConfig, metrics: dict, status: str) -> None:
@@ -101,11 +110,7 @@ def finish(run_dir: Path, cfg: RunConfig, metrics: dict, status: str) -> None:
 def stop_interrupted(cfg: RunConfig, trainer, run_dir: Path, metrics: dict,
                      log: Callable[[str], None]):
     """Export what exists so far, record the stop, raise RunInterrupted."""
-    if cfg.export.enabled:
-        try:
-            metrics.update(export_and_score(cfg, trainer.field, run_dir, log))
-        except EmptyFieldError as err:
-            metrics["export_error"] = str(err)
+    try_export(cfg, trainer.field, run_dir, metrics, log)
     finish(run_dir, cfg, metrics, "interrupted")
     raise RunInterrupted(
         f"stopped by {signal_name(trainer.stopped_by)} at step {trainer.step} of {cfg.steps}; "
