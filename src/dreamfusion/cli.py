@@ -26,6 +26,19 @@ SHADING_MODES = {
 }
 
 
+_REAL_PRIOR = {  # the paper's settings where the toy world's tuned ones do not carry over
+    "size": 64, "guidance.t_min": 0.02, "guidance.t_min_start": 0.02,
+    "guidance.t_max": 0.98, "guidance.t_max_final": 0.98,
+    "guidance.plain_camera_fraction": 0.0, "shading.ambient": 0.1, "shading.diffuse": 0.9,
+    "render.background": "learned",
+}
+BACKEND_DEFAULTS = {
+    # applied under --config and the options when a backend is chosen
+    "sd": {**_REAL_PRIOR, "guidance.guidance_scale": 100.0},
+    "if": {**_REAL_PRIOR, "guidance.guidance_scale": 20.0},
+}
+
+
 class UserError(Exception):
     """An error in what the user asked for; printed as one line, exit code 2."""
 
@@ -113,8 +126,14 @@ def add_generate(sub) -> None:
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
                    help="where to run (default auto: CUDA if available, else CPU); may be "
                         "changed when resuming")
-    p.add_argument("--backend", choices=("toy",), default=None,
-                   help="diffusion prior: toy = the built-in exact prior of the toy world")
+    p.add_argument("--backend", choices=("toy", "sd", "if"), default=None,
+                   help="diffusion prior: toy = the built-in exact prior of the toy world "
+                        "(default); sd = Stable Diffusion 1.x/2.x; if = DeepFloyd IF stage I "
+                        '(sd and if need: pip install "dreamfusion[diffusers]")')
+    p.add_argument("--model", metavar="ID_OR_DIR",
+                   help="sd / if: a local folder in diffusers layout or a Hub id (default "
+                        "stabilityai/stable-diffusion-2-1-base or DeepFloyd/IF-I-XL-v1.0); "
+                        "HF_HUB_OFFLINE=1 never downloads")
     p.add_argument("--no-view-prompts", action="store_true",
                    help="do not append ', front view' etc. to the caption (shows the Janus problem)")
     p.add_argument("--shading", choices=tuple(SHADING_MODES), default=None,
@@ -183,7 +202,7 @@ def parse_value(key: str, raw: str, current: Any) -> Any:
 
 
 CONFIG_OPTIONS = ("caption", "config", "preset", "steps", "seed", "size", "batch_size",
-                  "guidance", "backend", "no_view_prompts", "shading", "no_export", "set",
+                  "guidance", "backend", "model", "no_view_prompts", "shading", "no_export", "set",
                   "out", "overwrite")
 """Options that choose settings or a folder (not allowed with --resume)."""
 
@@ -208,13 +227,20 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             raise UserError('no caption given; say what to make, e.g. dreamfusion generate '
                             '"a red cube" (or continue a run with --resume RUN_DIR)')
         cfg = preset(args.preset or "fast")
+        backend = args.backend
+        if args.config is not None:
+            group = read_config_file(args.config).get("guidance")
+            backend = backend or (group.get("backend") if isinstance(group, dict) else None)
+        if isinstance(backend, str) and backend in BACKEND_DEFAULTS:
+            cfg = apply_dotted(cfg, BACKEND_DEFAULTS[backend])
         if args.config is not None:
             cfg = apply_file(cfg, args.config)
         if args.caption is not None:
             cfg = override(cfg, caption=args.caption)
         direct = {"steps": args.steps, "seed": args.seed, "size": args.size,
                   "batch_size": args.batch_size, "device": args.device,
-                  "guidance.guidance_scale": args.guidance, "guidance.backend": args.backend}
+                  "guidance.guidance_scale": args.guidance, "guidance.backend": args.backend,
+                  "guidance.model": args.model}
         changes = {k: v for k, v in direct.items() if v is not None}
         if args.no_view_prompts:
             changes["guidance.view_prompts"] = False
@@ -258,16 +284,27 @@ def cmd_generate(args: argparse.Namespace) -> int:
     check_caption(cfg)
     check_device(cfg.device)
     run_dir = args.out if args.out is not None else runs.default_run_dir(cfg.caption)
-    if args.out is not None and runs.is_run(run_dir) and not args.overwrite:
-        if same_unfinished_run(run_dir, cfg):
-            return continue_run(run_dir, runs.load_config(run_dir), args)
+    if args.out is not None and runs.is_run(run_dir) and not args.overwrite \
+            and same_unfinished_run(run_dir, cfg):
+        return continue_run(run_dir, runs.load_config(run_dir), args)
+    backend = load_backend(cfg)
     try:
         runs.prepare_run_dir(run_dir, args.overwrite)
     except runs.RunFolderError as err:
         raise UserError(str(err)) from None
     from .pipeline import generate
-    generate(cfg, run_dir, progress=not args.quiet, log=log_line)
+    generate(cfg, run_dir, progress=not args.quiet, log=log_line, backend=backend)
     return 0
+
+
+def load_backend(cfg: RunConfig):
+    """The frozen prior, built before any folder is touched (a bad --model is exit 2)."""
+    from .guidance.diffusers_backend import BackendLoadError
+    from .train import build_backend, resolve_device
+    try:
+        return build_backend(cfg, resolve_device(cfg.device))
+    except BackendLoadError as err:
+        raise UserError(str(err)) from None
 
 
 def log_line(msg: str) -> None:
@@ -334,7 +371,8 @@ def continue_run(run_dir: Path, cfg: RunConfig, args: argparse.Namespace) -> int
     if args.device is not None:
         cfg = override(cfg, device=args.device)
     check_device(cfg.device)
-    generate(cfg, run_dir, progress=not args.quiet, log=log_line, resume=True)
+    generate(cfg, run_dir, progress=not args.quiet, log=log_line, resume=True,
+             backend=load_backend(cfg))
     return 0
 
 

@@ -75,8 +75,23 @@ class ShadingConfig:
 class GuidanceConfig:
     """Score distillation sampling."""
 
-    backend: Literal["toy"] = "toy"
-    """Diffusion prior. `toy`: the built-in exact prior of the toy world."""
+    backend: Literal["toy", "sd", "if"] = "toy"
+    """Diffusion prior. `toy`: the built-in exact prior of the toy world; `sd`: Stable
+    Diffusion 1.x/2.x; `if`: DeepFloyd IF stage I (both need the diffusers extra)."""
+    model: str = ""
+    """sd / if: Hub id or local folder in diffusers layout ('' = the backend's default id:
+    stabilityai/stable-diffusion-2-1-base, DeepFloyd/IF-I-XL-v1.0)."""
+    local_files_only: bool = False
+    """sd / if: never download (HF_HUB_OFFLINE=1 does the same)."""
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    """sd / if: dtype of the frozen model; auto = fp16 on CUDA, fp32 on CPU."""
+    channels_last: bool = False
+    """sd / if: channels-last memory format for the UNet."""
+    compile: bool = False
+    """sd / if: torch.compile the UNet (slow first steps, faster later)."""
+    text_cache: bool = True
+    """sd / if: cache text embeddings on disk (~/.cache/dreamfusion) so that the text
+    encoder is loaded only for new prompts."""
     guidance_scale: float = 1.5
     """Classifier-free guidance s in eps_u + s (eps_c - eps_u). With the exact toy prior
     it is the main geometry knob: larger s inflates the shape (cone IoU 0.90 at 1.5,

@@ -9,6 +9,7 @@ from . import runs
 from .config import RunConfig
 from .export import export_run
 from .field import GridField
+from .guidance.base import DiffusionBackend
 from .interrupts import RunInterrupted, signal_name
 from .mesh import EmptyFieldError, NonFiniteFieldError
 from .train import TrainingDiverged, all_finite, resolve_device, train
@@ -54,7 +55,8 @@ def summary_line(cfg: RunConfig, gt: dict) -> str:
 
 
 def generate(cfg: RunConfig, run_dir: Path, progress: bool = True,
-             log: Callable[[str], None] = print, resume: bool = False) -> dict:
+             log: Callable[[str], None] = print, resume: bool = False,
+             backend: DiffusionBackend | None = None) -> dict:
     """Train (from scratch, or from the run's checkpoint if `resume`), export and score;
     returns the metrics written to metrics.json. A signal stops it with a checkpoint,
     the export of the field so far, and RunInterrupted."""
@@ -66,7 +68,7 @@ def generate(cfg: RunConfig, run_dir: Path, progress: bool = True,
     else:
         runs.save_config(run_dir, cfg)
     try:
-        trainer = train(cfg, run_dir, progress=progress, state=state, log=log)
+        trainer = train(cfg, run_dir, backend=backend, progress=progress, state=state, log=log)
     except TrainingDiverged:
         status = runs.read_status(run_dir) or {}
         runs.write_status(run_dir, "failed", int(status.get("step", 0)), cfg.steps)

@@ -36,6 +36,15 @@ def build_backend(cfg: RunConfig, device: torch.device) -> DiffusionBackend:
     if g.backend == "toy":
         from .guidance.toy import ToyPrior
         return ToyPrior(cfg.size, g.bank_size, g.uncond_bank_size, g.prior_seed, device)
+    if g.backend in ("sd", "if"):
+        if g.backend == "sd":
+            from .guidance.stable_diffusion import DEFAULT_MODEL
+            from .guidance.stable_diffusion import StableDiffusion as Backend
+        else:
+            from .guidance.deepfloyd_if import DEFAULT_MODEL
+            from .guidance.deepfloyd_if import DeepFloydIF as Backend
+        return Backend(g.model or DEFAULT_MODEL, device, g.precision, g.local_files_only,
+                       g.channels_last, g.compile, g.text_cache)
     raise ValueError(f"unknown backend {g.backend!r}")
 
 
@@ -109,6 +118,9 @@ class Trainer:
         self.optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
         self.prompts = PromptSet(self.backend, cfg.caption, cfg.guidance.view_prompts,
                                  cfg.guidance.negative_prompt)
+        release = getattr(self.backend, "release_text_encoder", None)
+        if release is not None:  # every prompt is embedded now
+            release()
 
     # -- one step -------------------------------------------------------------------
     def background_for(self, cams: Cameras, size: int) -> Tensor:

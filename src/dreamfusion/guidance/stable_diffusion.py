@@ -1,0 +1,43 @@
+"""Stable Diffusion (1.x, 2.x) as an SDS prior: latent space, VAE encoder in the graph."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .diffusers_backend import DiffusersBackend, load_part
+
+DEFAULT_MODEL = "stabilityai/stable-diffusion-2-1-base"
+
+
+class StableDiffusion(DiffusersBackend):
+    """Renders are resized to the VAE's input size (512 for SD), encoded to latents
+    (B, 4, 64, 64) times the VAE's scaling factor; the UNet predicts their noise."""
+
+    name = kind = "sd"
+    max_length = 77
+
+    def __init__(self, model: str = DEFAULT_MODEL, *args, **kwargs):
+        super().__init__(model, *args, **kwargs)
+        from diffusers import AutoencoderKL
+        self.vae = self._frozen(load_part(AutoencoderKL, model, "vae", self.local_files_only,
+                                          torch_dtype=self.dtype))
+        self.image_size = int(self.vae.config.sample_size)
+        self.scaling = float(self.vae.config.scaling_factor)
+
+    def encode_images(self, images: Tensor) -> Tensor:
+        """(B, 3, H, W) in [0, 1] -> latents (B, 4, S/8, S/8), differentiable.
+
+        The posterior mean of the VAE is used (not a sample): the SDS gradient then has
+        one source of noise, the diffusion noise."""
+        x = F.interpolate(images, (self.image_size, self.image_size), mode="bilinear",
+                          align_corners=False)
+        x = (x * 2 - 1).to(self.dtype)
+        latents = self.vae.encode(x).latent_dist.mean * self.scaling
+        return latents.float()
+
+    def decode_latents(self, latents: Tensor) -> Tensor:
+        """Latents -> images (B, 3, S, S) in [0, 1] (for previews and tests)."""
+        with torch.no_grad():
+            x = self.vae.decode((latents / self.scaling).to(self.dtype)).sample
+        return ((x.float() + 1) / 2).clamp(0, 1)
