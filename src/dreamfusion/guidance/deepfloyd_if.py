@@ -19,6 +19,9 @@ class DeepFloydIF(DiffusersBackend):
 
     def __init__(self, model: str = DEFAULT_MODEL, *args, **kwargs):
         super().__init__(model, *args, **kwargs)
+
+    def _attach(self, *args, **parts) -> None:
+        super()._attach(*args, **parts)
         self.image_size = int(self.unet.config.sample_size)
 
     def encode_images(self, images: Tensor) -> Tensor:

@@ -95,18 +95,47 @@ class DiffusersBackend(DiffusionBackend):
                  compile_unet: bool = False, text_cache: bool = True):
         require_diffusers()
         from diffusers import DDPMScheduler, UNet2DConditionModel
+        self._configure(model, device, precision, local_files_only, text_cache)
+        unet = load_part(UNet2DConditionModel, model, "unet", local_files_only,
+                         torch_dtype=self.dtype)
+        scheduler = load_part(DDPMScheduler, model, "scheduler", local_files_only)
+        self._attach(unet, scheduler.alphas_cumprod, channels_last, compile_unet,
+                     **self._load_extra_parts())
+
+    @classmethod
+    def from_modules(cls, unet: torch.nn.Module, alphas_cumprod: Tensor, device: torch.device,
+                     embed_text, precision: str = "auto", channels_last: bool = False,
+                     compile_unet: bool = False, **parts) -> DiffusersBackend:
+        """A backend around models already in memory (benchmarks with random weights);
+        `embed_text(texts) -> (N, L, D)` stands in for tokenizer + text encoder."""
+        self = cls.__new__(cls)
+        self._configure("<in memory>", device, precision, True, text_cache=False)
+        self._embed = embed_text
+        self._attach(unet.to(self.dtype), alphas_cumprod, channels_last, compile_unet,
+                     **{k: v.to(self.dtype) for k, v in parts.items()})
+        return self
+
+    def _configure(self, model: str, device, precision: str, local_files_only: bool,
+                   text_cache: bool) -> None:
         self.model, self.device = model, torch.device(device)
         self.local_files_only = local_files_only
         self.dtype = torch_dtype(precision, self.device)
-        self.unet = self._frozen(load_part(UNet2DConditionModel, model, "unet",
-                                           local_files_only, torch_dtype=self.dtype))
+        self.text_cache, self._key = text_cache, None
+        self.tokenizer = self.text_encoder = None
+
+    def _load_extra_parts(self) -> dict[str, torch.nn.Module]:
+        """Modules beyond unet/scheduler/text (the VAE of a latent model)."""
+        return {}
+
+    def _attach(self, unet: torch.nn.Module, alphas_cumprod: Tensor, channels_last: bool,
+                compile_unet: bool, **parts: torch.nn.Module) -> None:
+        self.unet = self._frozen(unet)
         if channels_last:
             self.unet = self.unet.to(memory_format=torch.channels_last)
         self.unet_forward = torch.compile(self.unet) if compile_unet else self.unet
-        scheduler = load_part(DDPMScheduler, model, "scheduler", local_files_only)
-        self.alphas_cumprod = scheduler.alphas_cumprod.float().to(self.device)
-        self.text_cache, self._key = text_cache, None
-        self.tokenizer = self.text_encoder = None
+        self.alphas_cumprod = alphas_cumprod.float().to(self.device)
+        for name, module in parts.items():
+            setattr(self, name, self._frozen(module))
 
     def _frozen(self, module: torch.nn.Module) -> torch.nn.Module:
         module.requires_grad_(False)

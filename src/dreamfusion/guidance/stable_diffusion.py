@@ -11,18 +11,29 @@ DEFAULT_MODEL = "stabilityai/stable-diffusion-2-1-base"
 
 
 class StableDiffusion(DiffusersBackend):
-    """Renders are resized to the VAE's input size (512 for SD), encoded to latents
-    (B, 4, 64, 64) times the VAE's scaling factor; the UNet predicts their noise."""
+    """Renders are resized to the UNet's latent size times the VAE's downsampling (512
+    for SD 1.x/2.x-base), encoded to latents (B, 4, 64, 64) times the VAE's scaling
+    factor; the UNet predicts their noise."""
 
     name = kind = "sd"
     max_length = 77
 
+    image_size: int = 512
+    """Renders are resized to this before the VAE (SD 1.x/2.x-base work at 512)."""
+
     def __init__(self, model: str = DEFAULT_MODEL, *args, **kwargs):
         super().__init__(model, *args, **kwargs)
+
+    def _load_extra_parts(self) -> dict:
         from diffusers import AutoencoderKL
-        self.vae = self._frozen(load_part(AutoencoderKL, model, "vae", self.local_files_only,
-                                          torch_dtype=self.dtype))
-        self.image_size = int(self.vae.config.sample_size)
+        return {"vae": load_part(AutoencoderKL, self.model, "vae", self.local_files_only,
+                                 torch_dtype=self.dtype)}
+
+    def _attach(self, *args, **parts) -> None:
+        super()._attach(*args, **parts)
+        # latent size = UNet sample size; image = latent x VAE downsampling
+        down = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.image_size = int(self.unet.config.sample_size) * down
         self.scaling = float(self.vae.config.scaling_factor)
 
     def encode_images(self, images: Tensor) -> Tensor:
