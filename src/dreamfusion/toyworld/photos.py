@@ -89,6 +89,12 @@ def render_photos(caption: Caption, n: int, size: int, seed: int = 0) -> Tensor:
 
 def render_mixed_photos(captions: Sequence[Caption], size: int, seed: int) -> Tensor:
     """(len(captions), 3, size, size): one photo per caption; deterministic for the seed."""
+    return render_labelled_photos(captions, size, seed)[0]
+
+
+def render_labelled_photos(captions: Sequence[Caption], size: int,
+                           seed: int) -> tuple[Tensor, Tensor]:
+    """The photos of render_mixed_photos and a (n,) bool mask of the clay ones."""
     n = len(captions)
     g = _generator("mixed", n, size, seed)
     el, az = torch.zeros(n), torch.zeros(n)
@@ -99,7 +105,8 @@ def render_mixed_photos(captions: Sequence[Caption], size: int, seed: int) -> Te
     cams = Cameras(el, az, _uniform(n, *PHOTO_DIST_RANGE, g), FOV)
     lights = sample_light_dirs(cams, g)
     clay = torch.rand(n, generator=g) < CLAY_PROBABILITY
-    return render_objects([c.obj for c in captions], cams, size, "shaded", lights, clay)
+    images = render_objects([c.obj for c in captions], cams, size, "shaded", lights, clay)
+    return images, clay
 
 
 def random_captions(n: int, generator: torch.Generator, with_views: bool = True) -> list[Caption]:

@@ -1,0 +1,134 @@
+"""`dreamfusion eval RUN_DIR...`: the paper's R-precision plus the toy world's ground truth.
+
+For each run: render the evaluation views (elevation 30, every 45 degrees) as Color
+(shaded, albedo x headlight) and Geo (textureless: white material, same light) images,
+rank all 216 captions of the world for each image with the retrieval model, and count
+the images whose top caption is the run's caption (R-precision with R = 1, averaged
+over views). The ground-truth scores of TOYWORLD.md come from the exported mesh.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .cameras import ring_cameras
+from .retrieval.model import CAPTIONS, ToyRetrieval
+from .toyworld.captions import CaptionError, parse_caption
+
+EVAL_ELEVATION, EVAL_VIEWS, EVAL_SIZE = 30.0, 8, 64
+
+
+def eval_cameras():
+    return ring_cameras(EVAL_VIEWS, el=EVAL_ELEVATION)
+
+
+def r_precision(model: ToyRetrieval, images: Tensor, caption: str) -> float:
+    """Share of images (B, 3, H, W) whose best caption among CAPTIONS is `caption`."""
+    target = CAPTIONS.index(parse_caption(caption).obj.text)
+    return (model.caption_scores(images).argmax(1) == target).float().mean().item()
+
+
+def render_eval_views(field) -> dict[str, Tensor]:
+    """{'color': (V, 3, 64, 64), 'geo': (V, 3, 64, 64)} on white, headlight."""
+    from .render import Shading, render_chunked
+    cams = eval_cameras().to(field.device)
+    n = len(cams)
+    color, geo = render_chunked(field, cams, EVAL_SIZE, 64,
+                                [Shading.lit(cams), Shading.lit(cams, textureless=True)],
+                                torch.ones(n, 3, device=field.device))["images"]
+    return {"color": color.cpu(), "geo": geo.cpu()}
+
+
+def photo_eval_views(caption: str) -> dict[str, Tensor]:
+    """The same views of the true object (the paper's "GT photos" row)."""
+    from .toyworld.render import render_objects
+    obj = parse_caption(caption).obj
+    cams = eval_cameras()
+    clay = torch.zeros(len(cams), dtype=torch.bool)
+    return {"color": render_objects([obj] * len(cams), cams, EVAL_SIZE, "shaded", None, clay),
+            "geo": render_objects([obj] * len(cams), cams, EVAL_SIZE, "shaded", None, ~clay)}
+
+
+def ground_truth_scores(run_dir: Path, caption: str) -> dict:
+    """Volume IoU, shape retrieval, colours (and Janus) of the run's mesh.ply."""
+    import trimesh
+
+    from .evaluate import score_mesh
+    path = run_dir / "mesh.ply"
+    if not path.exists():
+        return {}
+    gt = score_mesh(trimesh.load(path, force="mesh"), parse_caption(caption))
+    out = {k: gt[k] for k in ("iou", "retrieved_shape", "color_name") if k in gt}
+    obj = parse_caption(caption).obj
+    out["shape_right"] = gt.get("retrieved_shape") == obj.shape
+    out["color_right"] = gt.get("color_name") == obj.color
+    if obj.front_color is not None:
+        out["front_right"] = gt.get("front_color_name") == obj.front_color
+        out["janus"] = gt.get("back_color_name") == obj.front_color
+    return out
+
+
+def evaluate_run(run_dir: Path, model: ToyRetrieval) -> dict:
+    """R-precision (Color, Geo) and ground truth of one finished run folder."""
+    from . import runs
+    from .pipeline import load_field
+    cfg = runs.load_config(run_dir)
+    try:
+        parse_caption(cfg.caption)
+    except CaptionError as err:
+        raise runs.RunFolderError(f"{run_dir}: its caption is outside the toy world ({err}); "
+                                  "use a real CLIP model for it") from None
+    field = load_field(override_device(cfg), run_dir, log=lambda msg: None)
+    with torch.no_grad():
+        views = render_eval_views(field)
+    return {"run": str(run_dir), "caption": cfg.caption, "seed": cfg.seed,
+            "color_r_precision": r_precision(model, views["color"], cfg.caption),
+            "geo_r_precision": r_precision(model, views["geo"], cfg.caption),
+            **ground_truth_scores(run_dir, cfg.caption)}
+
+
+def override_device(cfg):
+    from .config import override
+    return override(cfg, device="cpu") if cfg.device == "cuda" and not torch.cuda.is_available() \
+        else cfg
+
+
+def mean(rows: list[dict], key: str) -> float | None:
+    values = [float(r[key]) for r in rows if key in r]
+    return sum(values) / len(values) if values else None
+
+
+def summary(rows: list[dict]) -> dict:
+    """Means over runs of every score (booleans become rates)."""
+    keys = ("color_r_precision", "geo_r_precision", "iou", "shape_right", "color_right",
+            "front_right", "janus")
+    return {k: mean(rows, k) for k in keys if mean(rows, k) is not None} | {"runs": len(rows)}
+
+
+def markdown_table(rows: list[dict]) -> str:
+    def fmt(v):
+        return "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+    head = ("caption", "seed", "Color R-prec", "Geo R-prec", "IoU", "shape", "colour", "Janus")
+    lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|---:|---:|---|---|---|"]
+    for r in rows:
+        lines.append("| " + " | ".join(fmt(v) for v in (
+            r["caption"], r["seed"], r["color_r_precision"], r["geo_r_precision"],
+            r.get("iou"), r.get("retrieved_shape"), r.get("color_name"),
+            ("yes" if r["janus"] else "no") if "janus" in r else None)) + " |")
+    s = summary(rows)
+    lines.append(f"| **mean over {s['runs']} runs** | | {fmt(s.get('color_r_precision'))} | "
+                 f"{fmt(s.get('geo_r_precision'))} | {fmt(s.get('iou'))} | | | "
+                 f"{fmt(s.get('janus'))} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(rows: list[dict], json_path: Path | None, md_path: Path | None) -> None:
+    from .runs import atomic_write_bytes
+    if json_path is not None:
+        data = {"runs": rows, "summary": summary(rows)}
+        atomic_write_bytes(json_path, (json.dumps(data, indent=2) + "\n").encode())
+    if md_path is not None:
+        atomic_write_bytes(md_path, markdown_table(rows).encode())

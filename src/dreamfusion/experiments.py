@@ -1,0 +1,231 @@
+"""`dreamfusion experiment table1|ablation`: the paper's grids, run, scored and written up.
+
+Each run is the real `dreamfusion generate` in a subprocess (several in parallel, one
+torch thread each when the cores are shared), in its own folder under --root, so the
+grid is resumable: finished runs are kept, interrupted ones resumed, missing ones run.
+Then every run is scored by `eval` and the tables are written as Markdown (into a
+marked section of --results, e.g. docs/RESULTS.md) and JSON.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import runs
+from .toyworld.captions import all_objects, single_color_objects
+
+ABLATION = {  # Figure 6: each setting adds one ingredient
+    "(i) base": ["--no-view-prompts", "--shading", "albedo"],
+    "(ii) + view-dependent prompts": ["--shading", "albedo"],
+    "(iii) + lighting": ["--shading", "lambertian"],
+    "(iv) + textureless shading": [],
+}
+PAPER_TABLE1 = {"GT photos": ("77.1", "—"), "DreamFusion": ("75.1", "42.5")}
+"""The paper's Table 1, CLIP B/32 column (Color / Geo R-precision, %)."""
+
+
+@dataclass(frozen=True)
+class Run:
+    setting: str
+    caption: str
+    seed: int
+    args: tuple[str, ...]
+
+    def folder(self, root: Path) -> Path:
+        slug = runs.slugify(self.setting, 24)
+        return root / slug / f"{runs.slugify(self.caption)}-s{self.seed}"
+
+
+def table1_grid(quick: bool, seeds: list[int]) -> list[Run]:
+    """All single-colour and front-coloured captions (216), or 3 for --quick."""
+    captions = (["a green cone", "a blue torus", "a red cube with a yellow front"] if quick
+                else [o.text for o in all_objects()])
+    return [Run("dreamfusion", c, s, ()) for c in captions for s in seeds]
+
+
+def ablation_grid(quick: bool, seeds: list[int]) -> list[Run]:
+    """Front-coloured captions, one per shape (one caption for --quick), x 4 settings."""
+    if quick:
+        captions = ["a red cube with a yellow front"]
+    else:
+        fronts = [o for o in all_objects() if o.front_color is not None]
+        shapes = dict.fromkeys(o.shape for o in single_color_objects())
+        captions = [next(o.text for o in fronts if o.shape == s and o.color == "red")
+                    for s in shapes]
+    return [Run(name, c, s, tuple(args)) for name, args in ABLATION.items()
+            for c in captions for s in seeds]
+
+
+# -- running -------------------------------------------------------------------------
+def run_state(folder: Path) -> str:
+    """new / finished / resumable."""
+    status = runs.read_status(folder) or {}
+    if status.get("status") == "finished":
+        return "finished"
+    if (folder / runs.CHECKPOINT).exists() and (folder / runs.CONFIG).exists():
+        return "resumable"
+    return "new"
+
+
+def command_for(run: Run, folder: Path, state: str, extra: list[str]) -> list[str]:
+    base = [sys.executable, "-m", "dreamfusion.cli", "generate"]
+    if state == "resumable":
+        return [*base, "--resume", str(folder), "--quiet"]
+    return [*base, run.caption, "--out", str(folder), "--overwrite", "--seed", str(run.seed),
+            "--quiet", *run.args, *extra]
+
+
+def execute(grid: list[Run], root: Path, jobs: int, extra: list[str],
+            log: Callable[[str], None]) -> dict[Run, int]:
+    """Run what is not finished, `jobs` at a time; exit code per run (0 = finished)."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+
+    def one(run: Run) -> int:
+        folder = run.folder(root)
+        state = run_state(folder)
+        if state == "finished":
+            return 0
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(command_for(run, folder, state, extra), env=env,
+                              capture_output=True, text=True, check=False)
+        log(f"{'done' if proc.returncode == 0 else 'FAILED'}: {run.setting} / "
+            f"{run.caption} / seed {run.seed}"
+            + ("" if proc.returncode == 0 else f" ({proc.stderr.strip().splitlines()[-1]})"))
+        return proc.returncode
+
+    todo = sum(run_state(r.folder(root)) != "finished" for r in grid)
+    log(f"{len(grid)} runs, {len(grid) - todo} already finished; {jobs} at a time")
+    with ThreadPoolExecutor(jobs) as pool:
+        return dict(zip(grid, pool.map(one, grid)))
+
+
+# -- scoring and writing up ----------------------------------------------------------
+def score(grid: list[Run], root: Path, codes: dict[Run, int]) -> list[dict]:
+    from .eval_runs import evaluate_run
+    from .retrieval.model import load_default
+    model = load_default()
+    rows = []
+    for run in grid:
+        folder = run.folder(root)
+        if not (folder / runs.CHECKPOINT).exists():
+            rows.append({"setting": run.setting, "caption": run.caption, "seed": run.seed,
+                         "failed": True})
+            continue
+        row = evaluate_run(folder, model)
+        rows.append({"setting": run.setting, **row, "failed": codes.get(run, 0) != 0})
+    return rows
+
+
+def gt_photo_row(captions: list[str]) -> dict:
+    """R-precision of the true objects' renders (the paper's GT images row)."""
+    from .eval_runs import photo_eval_views, r_precision
+    from .retrieval.model import load_default
+    model = load_default()
+    color = [r_precision(model, photo_eval_views(c)["color"], c) for c in captions]
+    geo = [r_precision(model, photo_eval_views(c)["geo"], c) for c in captions]
+    return {"color_r_precision": sum(color) / len(color), "geo_r_precision": sum(geo) / len(geo)}
+
+
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}"
+
+
+def table1_markdown(rows: list[dict], gt: dict, quick: bool) -> str:
+    from .eval_runs import summary
+    s = summary([r for r in rows if not r.get("failed")])
+    seeds = sorted({r["seed"] for r in rows})
+    captions = sorted({r["caption"] for r in rows})
+    return "\n".join([
+        f"R-precision (%) over {len(captions)} captions x seeds {seeds} "
+        f"({len(rows)} runs{', --quick' if quick else ''}); the retrieval model ranks all "
+        "216 captions of the world for each of 8 views (elevation 30). Paper: CLIP B/32.",
+        "",
+        "| method | Color | Geo | paper Color | paper Geo | mean IoU | Janus rate |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| GT photos | {pct(gt['color_r_precision'])} | {pct(gt['geo_r_precision'])} | "
+        f"{PAPER_TABLE1['GT photos'][0]} | {PAPER_TABLE1['GT photos'][1]} | | |",
+        f"| DreamFusion (toy prior) | {pct(s.get('color_r_precision'))} | "
+        f"{pct(s.get('geo_r_precision'))} | {PAPER_TABLE1['DreamFusion'][0]} | "
+        f"{PAPER_TABLE1['DreamFusion'][1]} | {s.get('iou', 0):.3f} | {pct(s.get('janus'))} |",
+        f"\nFailed runs: {sum(r.get('failed', False) for r in rows)}.", ""])
+
+
+def ablation_markdown(rows: list[dict], quick: bool) -> str:
+    from .eval_runs import summary
+    lines = [f"Figure 6 ablation ({len(rows)} runs{', --quick' if quick else ''}): "
+             "front-coloured captions; Janus = the back is painted the front colour.", "",
+             "| setting | Color R-prec | Geo R-prec | mean IoU | front right | Janus rate |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for setting in ABLATION:
+        s = summary([r for r in rows if r["setting"] == setting and not r.get("failed")])
+        lines.append(f"| {setting} | {pct(s.get('color_r_precision'))} | "
+                     f"{pct(s.get('geo_r_precision'))} | {s.get('iou', 0):.3f} | "
+                     f"{pct(s.get('front_right'))} | {pct(s.get('janus'))} |")
+    return "\n".join(lines) + "\n"
+
+
+def ablation_figure(grid: list[Run], root: Path, path: Path) -> Path | None:
+    """views.png of the first run of each setting, stacked top to bottom."""
+    from PIL import Image
+    images = []
+    for setting in ABLATION:
+        run = next(r for r in grid if r.setting == setting)
+        views = run.folder(root) / "views.png"
+        if views.exists():
+            images.append(Image.open(views).convert("RGB"))
+    if not images:
+        return None
+    width = max(i.width for i in images)
+    sheet = Image.new("RGB", (width, sum(i.height for i in images)), "white")
+    y = 0
+    for image in images:
+        sheet.paste(image, (0, y))
+        y += image.height
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
+
+
+def write_section(path: Path, name: str, text: str) -> None:
+    """Replace (or append) the block between <!-- experiment:NAME --> markers."""
+    start, end = f"<!-- experiment:{name} -->", f"<!-- /experiment:{name} -->"
+    block = f"{start}\n{text.rstrip()}\n{end}\n"
+    old = path.read_text() if path.exists() else ""
+    if start in old and end in old:
+        new = old[:old.index(start)] + block + old[old.index(end) + len(end) + 1:]
+    else:
+        new = old + ("\n" if old and not old.endswith("\n") else "") + "\n" + block
+    runs.atomic_write_bytes(path, new.encode())
+
+
+def run_experiment(name: str, quick: bool, seeds: list[int], jobs: int, root: Path,
+                   results: Path | None, extra: list[str],
+                   log: Callable[[str], None] = print) -> dict:
+    grid = (table1_grid if name == "table1" else ablation_grid)(quick, seeds)
+    codes = execute(grid, root, jobs, extra, log)
+    rows = score(grid, root, codes)
+    if name == "table1":
+        gt = gt_photo_row(sorted({r.caption for r in grid}))
+        text = table1_markdown(rows, gt, quick)
+        data = {"rows": rows, "gt_photos": gt}
+    else:
+        figure = ablation_figure(grid, root, (results.parent if results else root)
+                                 / f"ablation{'-quick' if quick else ''}.png")
+        text = ablation_markdown(rows, quick)
+        if figure is not None:
+            text += (f"\n![one run per setting, top to bottom (i) to (iv); rows: albedo, "
+                     f"shaded, textureless]({figure.name})\n")
+        data = {"rows": rows}
+    runs.write_json(root / f"{name}.json", data)
+    runs.atomic_write_bytes(root / f"{name}.md", text.encode())
+    if results is not None:
+        write_section(results, f"{name}{'-quick' if quick else ''}", text)
+    log(text)
+    return data

@@ -1,0 +1,75 @@
+"""`dreamfusion experiment`: grids, resumability, write-up, and the quick grids' quality.
+
+The quick grids are real runs of the default preset (a few minutes on 2 cores): they
+fail CI when a change makes the results worse.
+"""
+import json
+
+import pytest
+
+from dreamfusion.cli import main
+from dreamfusion.experiments import ABLATION, ablation_grid, table1_grid, write_section
+
+
+def test_full_grids_cover_the_paper_experiments():
+    table1 = table1_grid(quick=False, seeds=[0, 1])
+    assert len(table1) == 216 * 2  # every single-colour and front-coloured caption
+    ablation = ablation_grid(quick=False, seeds=[0, 1])
+    assert len(ablation) == 6 * 4 * 2 and {r.setting for r in ablation} == set(ABLATION)
+    assert all("front" in r.caption for r in ablation)
+    folders = {r.folder(__import__("pathlib").Path("x")) for r in table1 + ablation}
+    assert len(folders) == len(table1) + len(ablation)  # no two runs share a folder
+
+
+def test_write_section_replaces_its_own_block_only(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Results\n\nhand-written text\n")
+    write_section(path, "table1", "first")
+    write_section(path, "table1", "second")
+    write_section(path, "ablation", "other")
+    text = path.read_text()
+    assert text.startswith("# Results\n\nhand-written text\n")
+    assert "first" not in text and text.count("second") == 1 and "other" in text
+
+
+@pytest.fixture(scope="module")
+def table1_quick(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exp")
+    results = root / "RESULTS.md"
+    assert main(["experiment", "table1", "--quick", "--root", str(root / "t1"),
+                 "--results", str(results)]) == 0
+    return root, results
+
+
+def test_table1_quick_scores_and_pattern(table1_quick):
+    root, results = table1_quick
+    data = json.loads((root / "t1" / "table1.json").read_text())
+    rows = data["rows"]
+    assert len(rows) == 3 and not any(r["failed"] for r in rows)
+    color = sum(r["color_r_precision"] for r in rows) / 3
+    geo = sum(r["geo_r_precision"] for r in rows) / 3
+    assert color >= 0.5  # the right caption of 216 is first for most views
+    assert geo < color  # the paper's pattern: geometry alone is harder to retrieve
+    assert all(r["shape_right"] and r["color_right"] for r in rows)
+    assert sum(r["iou"] for r in rows) / 3 >= 0.75
+    assert data["gt_photos"]["color_r_precision"] >= color - 0.2
+    assert "<!-- experiment:table1-quick -->" in results.read_text()
+
+
+def test_table1_quick_rerun_keeps_finished_runs(table1_quick, capsys):
+    root, results = table1_quick
+    stamp = {p: p.stat().st_mtime_ns for p in (root / "t1").rglob("checkpoint.pt")}
+    assert main(["experiment", "table1", "--quick", "--root", str(root / "t1"),
+                 "--results", str(results)]) == 0
+    assert "3 already finished" in capsys.readouterr().err
+    assert stamp == {p: p.stat().st_mtime_ns for p in (root / "t1").rglob("checkpoint.pt")}
+    assert results.read_text().count("<!-- experiment:table1-quick -->") == 1
+
+
+def test_ablation_quick_shows_the_janus_fix(tmp_path):
+    assert main(["experiment", "ablation", "--quick", "--root", str(tmp_path)]) == 0
+    rows = {r["setting"]: r for r in json.loads((tmp_path / "ablation.json").read_text())["rows"]}
+    assert set(rows) == set(ABLATION) and not any(r["failed"] for r in rows.values())
+    assert rows["(i) base"]["janus"]  # no view prompts: the front colour is on the back
+    assert not rows["(iv) + textureless shading"]["janus"]
+    assert (tmp_path / "ablation-quick.png").exists()

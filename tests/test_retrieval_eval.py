@@ -1,0 +1,73 @@
+"""The retrieval model (CLIP analogue) and `dreamfusion eval`."""
+import json
+
+import pytest
+import torch
+
+from dreamfusion.cli import main
+from dreamfusion.eval_runs import photo_eval_views, r_precision
+from dreamfusion.retrieval.model import CAPTIONS, WEIGHTS, ToyRetrieval, load_default
+from dreamfusion.retrieval.train import labelled_photos, train_retrieval
+
+
+def test_caption_scores_are_a_log_likelihood_over_all_captions():
+    model = ToyRetrieval(width=8).eval()
+    scores = model.caption_scores(torch.rand(3, 3, 64, 64))
+    assert scores.shape == (3, 216) and len(set(CAPTIONS)) == 216
+    # shape x colour x front factorisation: single-colour captions sum to <= 1 in probability
+    assert torch.all(torch.logsumexp(scores, dim=1) <= 1e-5)
+
+
+def test_training_beats_chance_quickly():
+    model, report = train_retrieval(photos=1200, epochs=2, width=8, log=lambda m: None)
+    assert report["shape"] > 0.4  # chance 1/6
+    assert report["color"] > 0.4  # chance 1/6
+
+
+def test_labelled_photos_match_their_captions():
+    from dreamfusion.toyworld.world import SHAPES
+    images, labels = labelled_photos(40, seed=3)
+    assert images.shape == (40, 3, 32, 32)
+    assert labels["clay"].dtype == torch.bool
+    for caption, shape in zip(labels["caption"].tolist(), labels["shape"].tolist()):
+        assert SHAPES[shape] in CAPTIONS[caption]
+
+
+def test_shipped_weights_retrieve_the_true_caption_from_photos():
+    assert WEIGHTS.exists(), "the package ships trained retrieval weights"
+    model = load_default()
+    report = torch.load(WEIGHTS, weights_only=True)["report"]
+    assert report["shape"] > 0.9 and report["color"] > 0.85
+    for caption in ("a green cone", "a blue torus", "a red cube with a yellow front"):
+        views = photo_eval_views(caption)
+        assert r_precision(model, views["color"], caption) >= 0.5
+        # textureless: no colour, so the exact caption is rarely first
+        assert r_precision(model, views["geo"], caption) < r_precision(
+            model, views["color"], caption) or caption == "a green cone"
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "cone"
+    code = main(["generate", "a green cone", "--out", str(run_dir), "--quiet", "--device",
+                 "cpu", "--steps", "300"])
+    assert code == 0
+    return run_dir
+
+
+def test_eval_prints_a_table_and_writes_json(finished_run, tmp_path, capsys):
+    code = main(["eval", str(finished_run), "--json", str(tmp_path / "e.json"),
+                 "--markdown", str(tmp_path / "e.md")])
+    out = capsys.readouterr().out
+    assert code == 0 and "Color R-prec" in out and "a green cone" in out
+    data = json.loads((tmp_path / "e.json").read_text())
+    row = data["runs"][0]
+    assert 0 <= row["color_r_precision"] <= 1 and 0 <= row["geo_r_precision"] <= 1
+    assert row["shape_right"] and row["color_right"] and row["iou"] > 0.5
+    assert data["summary"]["runs"] == 1
+    assert (tmp_path / "e.md").read_text() in out
+
+
+def test_eval_of_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
