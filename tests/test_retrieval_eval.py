@@ -19,7 +19,8 @@ def test_caption_scores_are_a_log_likelihood_over_all_captions():
 
 
 def test_training_beats_chance_quickly():
-    model, report = train_retrieval(photos=1200, epochs=2, width=8, log=lambda m: None)
+    model, report = train_retrieval(photos=2400, epochs=3, width=16, test_photos=600,
+                                    log=lambda m: None)
     assert report["shape"] > 0.4  # chance 1/6
     assert report["color"] > 0.4  # chance 1/6
 
@@ -38,12 +39,14 @@ def test_shipped_weights_retrieve_the_true_caption_from_photos():
     model = load_default()
     report = torch.load(WEIGHTS, weights_only=True)["report"]
     assert report["shape"] > 0.9 and report["color"] > 0.85
-    for caption in ("a green cone", "a blue torus", "a red cube with a yellow front"):
+    for caption in ("a green cone", "a blue torus", "a purple pyramid"):
         views = photo_eval_views(caption)
-        assert r_precision(model, views["color"], caption) >= 0.5
+        assert r_precision(model, views["color"], caption) >= 0.75
         # textureless: no colour, so the exact caption is rarely first
-        assert r_precision(model, views["geo"], caption) < r_precision(
-            model, views["color"], caption) or caption == "a green cone"
+        assert r_precision(model, views["geo"], caption) <= 0.25
+    # a front colour is seen from the front half only: 3 of the 8 views
+    views = photo_eval_views("a red cube with a yellow front")
+    assert r_precision(model, views["color"], "a red cube with a yellow front") >= 0.25
 
 
 @pytest.fixture(scope="module")

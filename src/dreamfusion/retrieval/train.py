@@ -76,14 +76,15 @@ def accuracy(model: ToyRetrieval, images: Tensor, labels: dict[str, Tensor]) -> 
             "caption_r_precision": top1[coloured].float().mean().item()}
 
 
-def train_retrieval(photos: int = 24000, epochs: int = 8, width: int = 32, seed: int = 0,
-                    batch: int = 128, log: Callable[[str], None] = print) -> tuple[ToyRetrieval, dict]:
-    """Train on `photos` photos, test on 3000 others; returns the model and its report."""
+def train_retrieval(photos: int = 16000, epochs: int = 6, width: int = 32, seed: int = 0,
+                    batch: int = 128, test_photos: int = 3000,
+                    log: Callable[[str], None] = print) -> tuple[ToyRetrieval, dict]:
+    """Train on `photos` photos, test on `test_photos` others; returns model and report."""
     torch.manual_seed(seed)
     start = time.perf_counter()
     images, labels = labelled_photos(photos, seed=1000 + seed)
-    test_images, test_labels = labelled_photos(3000, seed=999_999 - seed)
-    log(f"rendered {photos} + 3000 photos in {time.perf_counter() - start:.0f} s")
+    test_images, test_labels = labelled_photos(test_photos, seed=999_999 - seed)
+    log(f"rendered {photos} + {test_photos} photos in {time.perf_counter() - start:.0f} s")
     model = ToyRetrieval(width)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     steps = epochs * (photos // batch)
@@ -101,7 +102,7 @@ def train_retrieval(photos: int = 24000, epochs: int = 8, width: int = 32, seed:
             sched.step()
         log(f"epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}")
     report = accuracy(model, test_images, test_labels)
-    report.update(photos=photos, test_photos=3000, epochs=epochs, width=width, seed=seed,
+    report.update(photos=photos, test_photos=test_photos, epochs=epochs, width=width, seed=seed,
                   seconds=round(time.perf_counter() - start, 1))
     return model.eval(), report
 
