@@ -295,3 +295,15 @@ def test_resume_with_a_lost_config_json_uses_the_checkpoint_settings(tmp_path, c
     assert "settings saved in the checkpoint" in capsys.readouterr().err
     assert runs.load_config(run_dir) == cfg
     assert field_of(run_dir)["step"] == 20
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_again(tmp_path, capsys):
+    from dreamfusion.cli import config_from_args, build_parser, main
+    run_dir = tmp_path / "run"
+    argv = ["generate", "a red cube", "--out", str(run_dir), "--steps", "5", "--size", "16",
+            "--device", "cpu", "--quiet", "--no-export", "--set", "guidance.bank_size=8",
+            "--set", "guidance.uncond_bank_size=8"]
+    run_dir.mkdir()
+    runs.save_config(run_dir, config_from_args(build_parser().parse_args(argv)))
+    assert main(argv) == 0  # only its own config.json was there: nothing to lose
+    assert field_of(run_dir)["step"] == 5

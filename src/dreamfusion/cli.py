@@ -339,12 +339,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     check_caption(cfg)
     check_device(cfg.device)
     run_dir = args.out if args.out is not None else runs.default_run_dir(cfg.caption)
-    if args.out is not None and runs.is_run(run_dir) and not args.overwrite \
-            and same_unfinished_run(run_dir, cfg):
-        return continue_run(run_dir, runs.load_config(run_dir), args)
+    overwrite = args.overwrite
+    if args.out is not None and runs.is_run(run_dir) and not overwrite:
+        if never_started(run_dir, cfg):
+            overwrite = True  # it holds only the config.json of these very settings
+        elif same_unfinished_run(run_dir, cfg):
+            return continue_run(run_dir, runs.load_config(run_dir), args)
     backend = load_backend(cfg)
     try:
-        runs.prepare_run_dir(run_dir, args.overwrite)
+        runs.prepare_run_dir(run_dir, overwrite)
     except runs.RunFolderError as err:
         raise UserError(str(err)) from None
     from .pipeline import generate
@@ -364,6 +367,20 @@ def load_backend(cfg: RunConfig):
 
 def log_line(msg: str) -> None:
     print(msg, file=sys.stderr)
+
+
+def never_started(run_dir: Path, cfg: RunConfig) -> bool:
+    """True if run_dir holds these settings (device aside) and nothing else of a run:
+    it was stopped before its first checkpoint, so starting again loses nothing."""
+    from . import runs
+    if any((run_dir / name).exists() for name in (runs.CHECKPOINT, runs.PREVIOUS,
+                                                  runs.METRICS)):
+        return False
+    try:
+        saved = runs.load_config(run_dir)
+    except runs.RunFolderError:
+        return False
+    return override(cfg, device=saved.device) == saved
 
 
 def same_unfinished_run(run_dir: Path, cfg: RunConfig) -> bool:
