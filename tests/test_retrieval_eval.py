@@ -74,3 +74,39 @@ def test_eval_prints_a_table_and_writes_json(finished_run, tmp_path, capsys):
 def test_eval_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["eval", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_eval_with_a_real_clip_model_and_a_captions_file(finished_run, tmp_path, capsys):
+    from tiny_models import tiny_clip
+    clip = tiny_clip(tmp_path / "clip")
+    captions = tmp_path / "captions.txt"
+    captions.write_text("a green cone\na DSLR photo of a squirrel\n\na blue torus\n")
+    code = main(["eval", str(finished_run), "--clip", str(clip), "--captions", str(captions),
+                 "--json", str(tmp_path / "c.json")])
+    assert code == 0, capsys.readouterr().err
+    row = json.loads((tmp_path / "c.json").read_text())["runs"][0]
+    assert 0 <= row["color_r_precision"] <= 1 and 0 <= row["geo_r_precision"] <= 1
+    assert row["shape_right"]  # the toy world's ground truth still comes with it
+    # the run's caption must be in the set; --clip needs --captions; a missing model
+    captions.write_text("a red cube\na blue torus\n")
+    assert main(["eval", str(finished_run), "--clip", str(clip), "--captions",
+                 str(captions)]) == 2
+    assert "not in the captions file" in capsys.readouterr().err
+    assert main(["eval", str(finished_run), "--clip", str(clip)]) == 2
+    assert "go together" in capsys.readouterr().err
+    assert main(["eval", str(finished_run), "--clip", str(tmp_path / "none"), "--captions",
+                 str(captions)]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+def test_clip_scores_rank_the_caption_set():
+    from dreamfusion.retrieval.clip import ClipRetrieval
+    from tiny_models import tiny_clip
+    import tempfile
+    from pathlib import Path
+    folder = tiny_clip(Path(tempfile.mkdtemp()) / "clip")
+    scorer = ClipRetrieval(str(folder), ["a cat", "a dog", "a hat"])
+    scores = scorer.caption_scores(torch.rand(4, 3, 64, 64))
+    assert scores.shape == (4, 3) and torch.all(scores.abs() <= 1 + 1e-5)
+    r = scorer.r_precision(torch.rand(4, 3, 64, 64), "a dog")
+    assert r in (0.0, 0.25, 0.5, 0.75, 1.0)

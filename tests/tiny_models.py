@@ -20,7 +20,7 @@ def byte_chars() -> list[str]:
     return [table[b] for b in range(256)]
 
 
-def write_tokenizer(folder: Path) -> int:
+def write_tokenizer(folder: Path, subfolder: str = "tokenizer") -> int:
     """A CLIP tokenizer whose tokens are single bytes; returns the vocabulary size."""
     from transformers import CLIPTokenizer
     chars = byte_chars()
@@ -31,7 +31,7 @@ def write_tokenizer(folder: Path) -> int:
     (raw / "merges.txt").write_text("#version: 0.2\n")
     tok = CLIPTokenizer(str(raw / "vocab.json"), str(raw / "merges.txt"), pad_token="<|endoftext|>")
     tok.model_max_length = 77
-    tok.save_pretrained(folder / "tokenizer")
+    tok.save_pretrained(folder / subfolder)
     return len(tokens)
 
 
@@ -81,4 +81,19 @@ def tiny_deepfloyd_if(folder: Path) -> Path:
     ).save_pretrained(folder / "unet")
     DDPMScheduler(beta_schedule="squaredcos_cap_v2",
                   variance_type="learned_range").save_pretrained(folder / "scheduler")
+    return folder
+
+
+def tiny_clip(folder: Path) -> Path:
+    """A random CLIP (text + vision towers, 32x32 images) with its tokenizer, in one folder."""
+    from transformers import CLIPConfig, CLIPModel
+    torch.manual_seed(0)
+    vocab = write_tokenizer(folder, subfolder=".")
+    text = dict(vocab_size=vocab, hidden_size=32, intermediate_size=37, num_attention_heads=4,
+                num_hidden_layers=2, max_position_embeddings=77, bos_token_id=vocab - 2,
+                eos_token_id=vocab - 1, pad_token_id=vocab - 1)
+    vision = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4,
+                  num_hidden_layers=2, image_size=32, patch_size=8)
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision,
+                         projection_dim=16)).save_pretrained(folder)
     return folder

@@ -131,6 +131,11 @@ def add_eval(sub) -> None:
     p.add_argument("--markdown", type=Path, metavar="FILE", help="also write the table")
     p.add_argument("--retrieval", type=Path, metavar="WEIGHTS",
                    help="retrieval model weights (default: the ones shipped in the package)")
+    p.add_argument("--clip", metavar="ID_OR_DIR",
+                   help="score with a real CLIP model instead (transformers; local folder or "
+                        "Hub id), against the captions of --captions")
+    p.add_argument("--captions", type=Path, metavar="FILE",
+                   help="with --clip: the caption set, one per line, including every run's")
     p.set_defaults(func=cmd_eval)
 
 
@@ -469,11 +474,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from . import runs
     from .eval_runs import evaluate_run, markdown_table, write_reports
-    from .retrieval.model import load, load_default
-    try:
-        model = load(args.retrieval) if args.retrieval else load_default()
-    except (OSError, RuntimeError, KeyError) as err:
-        raise UserError(f"cannot load the retrieval model: {err}") from None
+    model = load_scorer(args)
     rows = []
     for run_dir in args.run_dirs:
         try:
@@ -495,6 +496,25 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     run_experiment(args.name, args.quick, seeds, args.jobs, root, args.results, extra,
                    log=log_line)
     return 0
+
+
+def load_scorer(args: argparse.Namespace):
+    """The toy retrieval model, or a CLIP scorer with its caption set (--clip)."""
+    if (args.clip is None) != (args.captions is None):
+        raise UserError("--clip and --captions go together: a CLIP model ranks the captions "
+                        "of a file")
+    if args.clip is not None:
+        from .guidance.diffusers_backend import BackendLoadError
+        from .retrieval.clip import ClipRetrieval, read_captions
+        try:
+            return ClipRetrieval(args.clip, read_captions(args.captions))
+        except (OSError, ValueError, BackendLoadError) as err:
+            raise UserError(str(err)) from None
+    from .retrieval.model import load, load_default
+    try:
+        return load(args.retrieval) if args.retrieval else load_default()
+    except (OSError, RuntimeError, KeyError) as err:
+        raise UserError(f"cannot load the retrieval model: {err}") from None
 
 
 def cmd_retrieval_train(args: argparse.Namespace) -> int:

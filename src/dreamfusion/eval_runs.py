@@ -15,7 +15,6 @@ import torch
 from torch import Tensor
 
 from .cameras import ring_cameras
-from .retrieval.model import CAPTIONS, ToyRetrieval
 from .toyworld.captions import CaptionError, parse_caption
 
 EVAL_ELEVATION, EVAL_VIEWS, EVAL_SIZE = 30.0, 8, 64
@@ -25,10 +24,10 @@ def eval_cameras():
     return ring_cameras(EVAL_VIEWS, el=EVAL_ELEVATION)
 
 
-def r_precision(model: ToyRetrieval, images: Tensor, caption: str) -> float:
-    """Share of images (B, 3, H, W) whose best caption among CAPTIONS is `caption`."""
-    target = CAPTIONS.index(parse_caption(caption).obj.text)
-    return (model.caption_scores(images).argmax(1) == target).float().mean().item()
+def r_precision(model, images: Tensor, caption: str) -> float:
+    """Share of images (B, 3, H, W) whose best caption is `caption`: the toy retrieval
+    model ranks the world's 216 captions, a CLIP scorer those of its captions file."""
+    return model.r_precision(images, caption)
 
 
 def render_eval_views(field) -> dict[str, Tensor]:
@@ -71,23 +70,30 @@ def ground_truth_scores(run_dir: Path, caption: str) -> dict:
     return out
 
 
-def evaluate_run(run_dir: Path, model: ToyRetrieval) -> dict:
-    """R-precision (Color, Geo) and ground truth of one finished run folder."""
+def in_toy_world(caption: str) -> bool:
+    try:
+        parse_caption(caption)
+    except CaptionError:
+        return False
+    return True
+
+
+def evaluate_run(run_dir: Path, model) -> dict:
+    """R-precision (Color, Geo) of one run folder with `model` (ToyRetrieval or a CLIP
+    scorer), and the ground truth when its caption is in the toy world."""
     from . import runs
     from .pipeline import load_field
     cfg = runs.load_config(run_dir)
-    try:
-        parse_caption(cfg.caption)
-    except CaptionError as err:
-        raise runs.RunFolderError(f"{run_dir}: its caption is outside the toy world ({err}); "
-                                  "use a real CLIP model for it") from None
     field = load_field(override_device(cfg), run_dir, log=lambda msg: None)
     with torch.no_grad():
         views = render_eval_views(field)
-    return {"run": str(run_dir), "caption": cfg.caption, "seed": cfg.seed,
-            "color_r_precision": r_precision(model, views["color"], cfg.caption),
-            "geo_r_precision": r_precision(model, views["geo"], cfg.caption),
-            **ground_truth_scores(run_dir, cfg.caption)}
+    try:
+        scores = {f"{kind}_r_precision": r_precision(model, views[kind], cfg.caption)
+                  for kind in ("color", "geo")}
+    except ValueError as err:
+        raise runs.RunFolderError(f"{run_dir}: {err}") from None
+    truth = ground_truth_scores(run_dir, cfg.caption) if in_toy_world(cfg.caption) else {}
+    return {"run": str(run_dir), "caption": cfg.caption, "seed": cfg.seed, **scores, **truth}
 
 
 def override_device(cfg):

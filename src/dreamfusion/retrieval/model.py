@@ -66,6 +66,17 @@ class ToyRetrieval(nn.Module):
         return logp["shape"][:, shape] + logp["color"][:, color] + logp["front"][:, front]
 
 
+    def r_precision(self, images: Tensor, caption: str) -> float:
+        """Share of images whose best caption among CAPTIONS is `caption` (R = 1)."""
+        from ..toyworld.captions import CaptionError, parse_caption
+        try:
+            target = CAPTIONS.index(parse_caption(caption).obj.text)
+        except CaptionError:
+            raise ValueError(f'"{caption}" is outside the toy world; score it with a real '
+                             "CLIP (--clip MODEL --captions FILE)") from None
+        return (self.caption_scores(images).argmax(1) == target).float().mean().item()
+
+
 def load(path: Path) -> ToyRetrieval:
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = ToyRetrieval(int(state["width"]))

@@ -1,0 +1,75 @@
+"""R-precision with a real CLIP model (transformers), for runs with open-vocabulary captions.
+
+The model comes from a local folder (save_pretrained layout: config, weights, tokenizer)
+or a Hub id; the caption set is a text file, one caption per line, that must contain the
+caption of every run scored.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..guidance.diffusers_backend import BackendLoadError, is_local
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def read_captions(path: Path) -> list[str]:
+    """Non-empty stripped lines of a captions file, in order, without duplicates."""
+    if not path.is_file():
+        raise FileNotFoundError(f"captions file {path} does not exist")
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    captions = list(dict.fromkeys(line for line in lines if line))
+    if len(captions) < 2:
+        raise ValueError(f"captions file {path} needs at least two captions to rank")
+    return captions
+
+
+class ClipRetrieval:
+    """Cosine similarity of CLIP image and text embeddings over a fixed caption set."""
+
+    def __init__(self, model: str, captions: list[str], device: str | torch.device = "cpu",
+                 local_files_only: bool = False):
+        try:
+            from transformers import AutoTokenizer, CLIPModel
+        except ImportError:
+            raise BackendLoadError('CLIP scoring needs transformers: pip install '
+                                   '"dreamfusion[diffusers]"') from None
+        path = str(Path(model).expanduser()) if is_local(model) else model
+        if is_local(model) and not Path(path).is_dir():
+            raise BackendLoadError(f"--clip {model}: no such folder")
+        try:
+            self.model = CLIPModel.from_pretrained(path, local_files_only=local_files_only)
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
+        except (OSError, ValueError) as err:
+            raise BackendLoadError(f"cannot load CLIP from {model} ({type(err).__name__}: "
+                                   f"{str(err).splitlines()[0][:200]})") from None
+        self.device = torch.device(device)
+        self.model = self.model.eval().requires_grad_(False).to(self.device)
+        self.captions = captions
+        self.image_size = int(self.model.config.vision_config.image_size)
+        with torch.no_grad():
+            tokens = tokenizer(captions, padding=True, truncation=True, return_tensors="pt")
+            text = self.model.get_text_features(**tokens.to(self.device))
+        self.text = F.normalize(getattr(text, "pooler_output", text), dim=-1)
+
+    @torch.no_grad()
+    def caption_scores(self, images: Tensor) -> Tensor:
+        """(B, N) cosine similarity of images (B, 3, H, W) in [0, 1] to every caption."""
+        x = F.interpolate(images.to(self.device), (self.image_size, self.image_size),
+                          mode="bicubic", align_corners=False).clamp(0, 1)
+        mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
+        feats = self.model.get_image_features(pixel_values=(x - mean) / std)
+        feats = F.normalize(getattr(feats, "pooler_output", feats), dim=-1)
+        return feats @ self.text.T
+
+    def r_precision(self, images: Tensor, caption: str) -> float:
+        if caption not in self.captions:
+            raise ValueError(f'the caption "{caption}" is not in the captions file')
+        target = self.captions.index(caption)
+        return (self.caption_scores(images).argmax(1) == target).float().mean().item()
