@@ -282,19 +282,17 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         validate,
     )
     try:
-        if args.caption is None and (args.config is None
-                                     or "caption" not in read_config_file(args.config)):
+        data = read_config_file(args.config) if args.config is not None else {}
+        if args.caption is None and "caption" not in data:
             raise UserError('no caption given; say what to make, e.g. dreamfusion generate '
                             '"a red cube" (or continue a run with --resume RUN_DIR)')
         cfg = preset(args.preset or "fast")
-        backend = args.backend
-        if args.config is not None:
-            group = read_config_file(args.config).get("guidance")
-            backend = backend or (group.get("backend") if isinstance(group, dict) else None)
+        group = data.get("guidance")
+        backend = args.backend or (group.get("backend") if isinstance(group, dict) else None)
         if isinstance(backend, str) and backend in BACKEND_DEFAULTS:
             cfg = apply_dotted(cfg, BACKEND_DEFAULTS[backend])
         if args.config is not None:
-            cfg = apply_file(cfg, args.config)
+            cfg = apply_file(cfg, args.config, data)
         if args.caption is not None:
             cfg = override(cfg, caption=args.caption)
         direct = {"steps": args.steps, "seed": args.seed, "size": args.size,
@@ -406,7 +404,7 @@ def same_unfinished_run(run_dir: Path, cfg: RunConfig) -> bool:
 
 def resume_run(args: argparse.Namespace) -> int:
     from . import runs
-    extra = [name for name in given_options(args)]
+    extra = given_options(args)
     if extra:
         names = ", ".join("CAPTION" if n == "caption" else "--" + n.replace("_", "-")
                           for n in extra)

@@ -194,9 +194,10 @@ def read_config_file(path: Path) -> dict:
     return data
 
 
-def apply_file(base: RunConfig, path: Path) -> RunConfig:
-    """base with the values of a config file (same nested keys as a run's config.json)."""
-    data = read_config_file(path)
+def apply_file(base: RunConfig, path: Path, data: dict | None = None) -> RunConfig:
+    """base with the values of a config file (same nested keys as a run's config.json);
+    `data` is the file's mapping when the caller has read it already."""
+    data = read_config_file(path) if data is None else data
     try:
         return from_dict(RunConfig, data, base=base)
     except ConfigError as err:

@@ -51,15 +51,29 @@ def photo_eval_views(caption: str) -> dict[str, Tensor]:
             "geo": render_objects([obj] * len(cams), cams, EVAL_SIZE, "shaded", None, ~clay)}
 
 
-def ground_truth_scores(run_dir: Path, caption: str) -> dict:
-    """Volume IoU, shape retrieval, colours (and Janus) of the run's mesh.ply."""
-    import trimesh
-
-    from .evaluate import score_mesh
+def mesh_ground_truth(run_dir: Path, caption: str) -> dict:
+    """score_mesh of the run's exported mesh: as written in metrics.json by the export,
+    else computed from mesh.ply; {} without a mesh."""
+    try:
+        gt = json.loads((run_dir / "metrics.json").read_text()).get("ground_truth")
+    except (OSError, ValueError):
+        gt = None
+    if gt:
+        return gt
     path = run_dir / "mesh.ply"
     if not path.exists():
         return {}
-    gt = score_mesh(trimesh.load(path, force="mesh"), parse_caption(caption))
+    import trimesh
+
+    from .evaluate import score_mesh
+    return score_mesh(trimesh.load(path, force="mesh"), parse_caption(caption))
+
+
+def ground_truth_scores(run_dir: Path, caption: str) -> dict:
+    """Volume IoU, shape retrieval, colours (and Janus) of the run's mesh."""
+    gt = mesh_ground_truth(run_dir, caption)
+    if not gt:
+        return {}
     out = {k: gt[k] for k in ("iou", "retrieved_shape", "color_name") if k in gt}
     obj = parse_caption(caption).obj
     out["shape_right"] = gt.get("retrieved_shape") == obj.shape
@@ -111,7 +125,8 @@ def summary(rows: list[dict]) -> dict:
     """Means over runs of every score (booleans become rates)."""
     keys = ("color_r_precision", "geo_r_precision", "iou", "shape_right", "color_right",
             "front_right", "janus")
-    return {k: mean(rows, k) for k in keys if mean(rows, k) is not None} | {"runs": len(rows)}
+    means = {k: mean(rows, k) for k in keys}
+    return {k: v for k, v in means.items() if v is not None} | {"runs": len(rows)}
 
 
 def markdown_table(rows: list[dict]) -> str:

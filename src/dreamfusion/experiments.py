@@ -8,7 +8,6 @@ marked section of --results, e.g. docs/RESULTS.md) and JSON.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -107,10 +106,8 @@ def execute(grid: list[Run], root: Path, jobs: int, extra: list[str],
 
 
 # -- scoring and writing up ----------------------------------------------------------
-def score(grid: list[Run], root: Path, codes: dict[Run, int]) -> list[dict]:
+def score(grid: list[Run], root: Path, codes: dict[Run, int], model) -> list[dict]:
     from .eval_runs import evaluate_run
-    from .retrieval.model import load_default
-    model = load_default()
     rows = []
     for run in grid:
         folder = run.folder(root)
@@ -123,14 +120,15 @@ def score(grid: list[Run], root: Path, codes: dict[Run, int]) -> list[dict]:
     return rows
 
 
-def gt_photo_row(captions: list[str]) -> dict:
+def gt_photo_row(captions: list[str], model) -> dict:
     """R-precision of the true objects' renders (the paper's GT images row)."""
     from .eval_runs import photo_eval_views, r_precision
-    from .retrieval.model import load_default
-    model = load_default()
-    color = [r_precision(model, photo_eval_views(c)["color"], c) for c in captions]
-    geo = [r_precision(model, photo_eval_views(c)["geo"], c) for c in captions]
-    return {"color_r_precision": sum(color) / len(color), "geo_r_precision": sum(geo) / len(geo)}
+    sums = {"color": 0.0, "geo": 0.0}
+    for caption in captions:
+        views = photo_eval_views(caption)
+        for kind in sums:
+            sums[kind] += r_precision(model, views[kind], caption)
+    return {f"{kind}_r_precision": total / len(captions) for kind, total in sums.items()}
 
 
 def pct(value: float | None) -> str:
@@ -209,10 +207,12 @@ def run_experiment(name: str, quick: bool, seeds: list[int], jobs: int, root: Pa
                    results: Path | None, extra: list[str],
                    log: Callable[[str], None] = print) -> dict:
     grid = (table1_grid if name == "table1" else ablation_grid)(quick, seeds)
+    from .retrieval.model import load_default
     codes = execute(grid, root, jobs, extra, log)
-    rows = score(grid, root, codes)
+    model = load_default()
+    rows = score(grid, root, codes, model)
     if name == "table1":
-        gt = gt_photo_row(sorted({r.caption for r in grid}))
+        gt = gt_photo_row(sorted({r.caption for r in grid}), model)
         text = table1_markdown(rows, gt, quick)
         data = {"rows": rows, "gt_photos": gt}
     else:

@@ -118,9 +118,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
         self.prompts = PromptSet(self.backend, cfg.caption, cfg.guidance.view_prompts,
                                  cfg.guidance.negative_prompt)
-        release = getattr(self.backend, "release_text_encoder", None)
-        if release is not None:  # every prompt is embedded now
-            release()
+        self.backend.release_text_encoder()  # every prompt is embedded now
 
     # -- one step -------------------------------------------------------------------
     def background_for(self, cams: Cameras, size: int) -> Tensor:

@@ -45,6 +45,10 @@ class DiffusionBackend(ABC):
     def predict_noise(self, z_t: Tensor, t: Tensor, text_emb: Tensor) -> Tensor:
         """eps prediction (B, C, h, w) for noisy z_t (B, C, h, w), integer t (B,), text (B, ...)."""
 
+    def release_text_encoder(self) -> None:
+        """Free whatever only text encoding needs (called once the prompts are embedded);
+        nothing to free by default."""
+
     def to(self, device: torch.device) -> "DiffusionBackend":
         self.alphas_cumprod = self.alphas_cumprod.to(device)
         return self

@@ -17,9 +17,6 @@ class DeepFloydIF(DiffusersBackend):
     name = kind = "if"
     max_length = 77
 
-    def __init__(self, model: str = DEFAULT_MODEL, *args, **kwargs):
-        super().__init__(model, *args, **kwargs)
-
     def _attach(self, *args, **parts) -> None:
         super()._attach(*args, **parts)
         self.image_size = int(self.unet.config.sample_size)

@@ -55,7 +55,7 @@ def load_part(cls: Any, model: str, subfolder: str, local_files_only: bool, **kw
     try:
         return cls.from_pretrained(path, subfolder=subfolder,
                                    local_files_only=local_files_only, **kwargs)
-    except (OSError, ValueError, EnvironmentError) as err:
+    except (OSError, ValueError) as err:
         offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or local_files_only
         how = ("download is off (HF_HUB_OFFLINE or local_files_only) and it is not in the "
                "Hugging Face cache" if offline and not is_local(model) else

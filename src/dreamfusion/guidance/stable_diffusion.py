@@ -21,9 +21,6 @@ class StableDiffusion(DiffusersBackend):
     image_size: int = 512
     """Renders are resized to this before the VAE (SD 1.x/2.x-base work at 512)."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, *args, **kwargs):
-        super().__init__(model, *args, **kwargs)
-
     def _load_extra_parts(self) -> dict:
         from diffusers import AutoencoderKL
         return {"vae": load_part(AutoencoderKL, self.model, "vae", self.local_files_only,
