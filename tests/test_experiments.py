@@ -4,21 +4,39 @@ The quick grids are real runs of the default preset (a few minutes on 2 cores): 
 fail CI when a change makes the results worse.
 """
 import json
+from pathlib import Path
 
 import pytest
 
+from dreamfusion import runs
 from dreamfusion.cli import main
 from dreamfusion.experiments import ABLATION, ablation_grid, table1_grid, write_section
 
 
 def test_full_grids_cover_the_paper_experiments():
     table1 = table1_grid(quick=False, seeds=[0, 1])
-    assert len(table1) == 216 * 2  # every single-colour and front-coloured caption
+    # every single-colour and front-coloured caption, for each method of Table 1
+    assert len(table1) == 216 * 2 * 3
+    assert {r.setting for r in table1} == {"dreamfusion", "dreamfields", "clipmesh"}
     ablation = ablation_grid(quick=False, seeds=[0, 1])
     assert len(ablation) == 6 * 4 * 2 and {r.setting for r in ablation} == set(ABLATION)
     assert all("front" in r.caption for r in ablation)
-    folders = {r.folder(__import__("pathlib").Path("x")) for r in table1 + ablation}
+    folders = {r.folder(Path("x")) for r in table1 + ablation}
     assert len(folders) == len(table1) + len(ablation)  # no two runs share a folder
+
+
+def test_table1_subset_spreads_over_the_world():
+    from dreamfusion.toyworld.captions import parse_caption
+    grid = table1_grid(quick=False, seeds=[0, 1], methods=["dreamfusion"], subset=12)
+    captions = {r.caption for r in grid}
+    assert len(grid) == 12 * 2 and len(captions) == 12
+    objects = [parse_caption(c).obj for c in captions]
+    assert {o.shape for o in objects} == {"sphere", "cube", "cylinder", "cone", "torus",
+                                          "pyramid"}
+    assert len({o.color for o in objects}) == 6
+    assert sum(o.front_color is not None for o in objects) == 6
+    # a larger subset keeps the smaller one's captions (finished runs are reused)
+    assert captions <= {r.caption for r in table1_grid(False, [0], ["dreamfusion"], 24)}
 
 
 def test_write_section_replaces_its_own_block_only(tmp_path):
@@ -44,8 +62,17 @@ def table1_quick(tmp_path_factory):
 def test_table1_quick_scores_and_pattern(table1_quick):
     root, results = table1_quick
     data = json.loads((root / "t1" / "table1.json").read_text())
-    rows = data["rows"]
-    assert len(rows) == 3 and not any(r["failed"] for r in rows)
+    assert not any(r["failed"] for r in data["rows"])
+    baselines = [r for r in data["rows"] if r["setting"] != "dreamfusion"]
+    assert {r["method"] for r in baselines} == {"dreamfields", "clipmesh"}
+    for row in baselines:
+        assert row["color_right"] and "color_r_precision_b" in row
+        # the guide's similarity to the caption grew: the baseline learned something
+        clip = [step["clip"] for step in runs.load_checkpoint(
+            Path(row["run"]), warn=print)["loss_log"]]
+        assert sum(clip[-50:]) / 50 < sum(clip[:50]) / 50 - 0.1
+    rows = [r for r in data["rows"] if r["setting"] == "dreamfusion"]
+    assert len(rows) == 3
     color = sum(r["color_r_precision"] for r in rows) / 3
     geo = sum(r["geo_r_precision"] for r in rows) / 3
     assert color >= 0.5  # the right caption of 216 is first for most views
@@ -61,7 +88,7 @@ def test_table1_quick_rerun_keeps_finished_runs(table1_quick, capsys):
     stamp = {p: p.stat().st_mtime_ns for p in (root / "t1").rglob("checkpoint.pt")}
     assert main(["experiment", "table1", "--quick", "--root", str(root / "t1"),
                  "--results", str(results)]) == 0
-    assert "3 already finished" in capsys.readouterr().err
+    assert "5 already finished" in capsys.readouterr().err
     assert stamp == {p: p.stat().st_mtime_ns for p in (root / "t1").rglob("checkpoint.pt")}
     assert results.read_text().count("<!-- experiment:table1-quick -->") == 1
 

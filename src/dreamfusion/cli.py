@@ -108,6 +108,11 @@ def add_experiment(sub) -> None:
     p.add_argument("--seeds", type=nonnegative_int, nargs="+", default=None,
                    help="seeds per caption (default 0 1; 0 with --quick)")
     p.add_argument("--jobs", type=positive_int, default=2, help="runs in parallel")
+    p.add_argument("--methods", nargs="+", choices=("dreamfusion", "dreamfields", "clipmesh"),
+                   default=None, help="table1: the rows to run (default all three)")
+    p.add_argument("--subset", type=positive_int, metavar="N", default=None,
+                   help="table1: a fixed, spread-out subset of N of the 216 captions (every "
+                        "shape and colour, single-colour and front-coloured alternating)")
     p.add_argument("--root", type=Path, default=None,
                    help="folder of the runs (default experiments/NAME[-quick])")
     p.add_argument("--results", type=Path, metavar="FILE",
@@ -129,8 +134,9 @@ def add_eval(sub) -> None:
     p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the scores as JSON")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="also write the table")
-    p.add_argument("--retrieval", type=Path, metavar="WEIGHTS",
-                   help="retrieval model weights (default: the ones shipped in the package)")
+    p.add_argument("--retrieval", metavar="NAME_OR_WEIGHTS", default="toy-a",
+                   help="the toy world's retrieval model: toy-a (default) or toy-b, shipped "
+                        "in the package, or a weights file")
     p.add_argument("--clip", metavar="ID_OR_DIR",
                    help="score with a real CLIP model instead (transformers; local folder or "
                         "Hub id), against the captions of --captions")
@@ -194,6 +200,15 @@ def add_generate(sub) -> None:
                    help="sd / if: a local folder in diffusers layout or a Hub id (default "
                         "stabilityai/stable-diffusion-2-1-base or DeepFloyd/IF-I-XL-v1.0); "
                         "HF_HUB_OFFLINE=1 never downloads")
+    p.add_argument("--method", choices=("dreamfusion", "dreamfields", "clipmesh"), default=None,
+                   help="dreamfusion (default): a NeRF guided by score distillation; the "
+                        "paper's baselines: dreamfields = the same NeRF guided by an "
+                        "image-caption model (CLIP), clipmesh = a deformed sphere mesh "
+                        "guided by it")
+    p.add_argument("--guide-model", metavar="NAME_OR_DIR",
+                   help="dreamfields / clipmesh: the image-caption model: toy-a (default) or "
+                        "toy-b, the toy world's retrieval models; retrieval weights (.pt); or "
+                        "a CLIP folder or Hub id (needs the diffusers extra)")
     p.add_argument("--no-view-prompts", action="store_true",
                    help="do not append ', front view' etc. to the caption (shows the Janus problem)")
     p.add_argument("--shading", choices=tuple(SHADING_MODES), default=None,
@@ -262,7 +277,8 @@ def parse_value(key: str, raw: str, current: Any) -> Any:
 
 
 CONFIG_OPTIONS = ("caption", "config", "preset", "steps", "seed", "size", "batch_size",
-                  "guidance", "backend", "model", "no_view_prompts", "shading", "no_export", "set",
+                  "guidance", "backend", "model", "method", "guide_model", "no_view_prompts",
+                  "shading", "no_export", "set",
                   "out", "overwrite")
 """Options that choose settings or a folder (not allowed with --resume)."""
 
@@ -298,7 +314,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         direct = {"steps": args.steps, "seed": args.seed, "size": args.size,
                   "batch_size": args.batch_size, "device": args.device,
                   "guidance.guidance_scale": args.guidance, "guidance.backend": args.backend,
-                  "guidance.model": args.model}
+                  "guidance.model": args.model, "method": args.method,
+                  "clip.model": args.guide_model}
         changes = {k: v for k, v in direct.items() if v is not None}
         if args.no_view_prompts:
             changes["guidance.view_prompts"] = False
@@ -325,12 +342,20 @@ def check_caption(cfg: RunConfig) -> None:
     if not cfg.caption:
         raise UserError("the caption is empty; say what to make, e.g. "
                         'dreamfusion generate "a red cube"')
-    if cfg.guidance.backend == "toy":
+    if uses_toy_world(cfg):
         from .toyworld.captions import CaptionError, parse_caption
         try:
             parse_caption(cfg.caption)
         except CaptionError as err:
             raise UserError(str(err)) from None
+
+
+def uses_toy_world(cfg: RunConfig) -> bool:
+    """Does the run's guidance know only the toy world's captions?"""
+    from .retrieval.model import NAMED
+    if cfg.method == "dreamfusion":
+        return cfg.guidance.backend == "toy"
+    return cfg.clip.model in NAMED or cfg.clip.model.endswith(".pt")
 
 
 # -- commands ------------------------------------------------------------------------
@@ -359,12 +384,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def load_backend(cfg: RunConfig):
-    """The frozen prior, built before any folder is touched (a bad --model is exit 2)."""
+    """The frozen prior (None for the baselines, whose guide is only checked), built
+    before any folder is touched: a bad --model or --guide-model is exit 2."""
     from .guidance.diffusers_backend import BackendLoadError
+    from .guidance.image_text import load_guide
     from .train import build_backend, resolve_device
     try:
+        if cfg.method != "dreamfusion":
+            load_guide(cfg.clip, resolve_device(cfg.device))
+            return None
         return build_backend(cfg, resolve_device(cfg.device))
-    except BackendLoadError as err:
+    except (BackendLoadError, FileNotFoundError) as err:
         raise UserError(str(err)) from None
 
 
@@ -492,7 +522,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     root = args.root or Path("experiments") / f"{args.name}{'-quick' if args.quick else ''}"
     extra = [a for item in args.set for a in ("--set", item)]
     run_experiment(args.name, args.quick, seeds, args.jobs, root, args.results, extra,
-                   log=log_line)
+                   log=log_line, methods=args.methods, subset=args.subset)
     return 0
 
 
@@ -508,9 +538,9 @@ def load_scorer(args: argparse.Namespace):
             return ClipRetrieval(args.clip, read_captions(args.captions))
         except (OSError, ValueError, BackendLoadError) as err:
             raise UserError(str(err)) from None
-    from .retrieval.model import load, load_default
+    from .retrieval.model import load_named
     try:
-        return load(args.retrieval) if args.retrieval else load_default()
+        return load_named(args.retrieval)
     except (OSError, RuntimeError, KeyError) as err:
         raise UserError(f"cannot load the retrieval model: {err}") from None
 

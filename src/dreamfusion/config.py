@@ -172,6 +172,61 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class MeshConfig:
+    """CLIP-Mesh's 3D model: a subdivided sphere whose vertex offsets and colours are
+    optimised through the soft rasteriser (method `clipmesh`)."""
+
+    subdivisions: int = 3
+    """Icosphere subdivisions: 3 = 642 vertices, 1280 faces."""
+    radius: float = 0.5
+    """Radius of the initial sphere (the toy world's objects fit in [-0.5, 0.5]^3)."""
+    sigma: float = 3e-4
+    """Edge softness of the rasteriser (squared image units; larger = blurrier edges,
+    gradients from further away)."""
+    gamma: float = 1e-2
+    """Depth-blend temperature of the rasteriser."""
+    lr_offsets: float = 0.005
+    """Adam learning rate of the vertex offsets."""
+    lr_colours: float = 0.01
+    """Adam learning rate of the vertex colour logits (0.05 painted adversarial
+    rainbow patches that the guide read as a front colour)."""
+    laplacian: float = 20.0
+    """Weight of the Laplacian smoothness loss on the vertex offsets. Red cube: weight
+    0.5 crumpled the mesh into spikes (IoU 0.49), 5 left it lumpy (0.67), 20 (offsets
+    lr 0.002) gave a smooth box (0.71)."""
+
+
+@dataclass(frozen=True)
+class ClipGuidanceConfig:
+    """Dream Fields and CLIP-Mesh: loss = -cos(image embedding of an augmented render,
+    caption embedding), from an image-caption model (the analogue of CLIP)."""
+
+    model: str = "toy-a"
+    """`toy-a` / `toy-b`: the toy world's retrieval models shipped in the package (two
+    independent trainings, standing for two CLIP sizes); a path to retrieval weights
+    (.pt); or a CLIP folder or Hub id (transformers)."""
+    local_files_only: bool = False
+    """CLIP: never download (HF_HUB_OFFLINE=1 does the same)."""
+    crops: int = 2
+    """Augmented crops per render, each scored."""
+    crop_scale: float = 0.8
+    """Random square crops of this fraction of the side or more, resized back."""
+    white_background: float = 0.5
+    """Share of renders on white (the toy guide has only seen white backgrounds); the
+    others get Dream Fields' random backgrounds."""
+    background_noise: float = 0.5
+    """Of the random backgrounds: share of smooth random noise (else a solid colour)."""
+    transmittance_start: float = 0.3
+    transmittance_target: float = 0.6
+    """Dream Fields' loss -min(tau, mean transmittance), tau annealed from start to
+    target over `transmittance_anneal` of the steps. Scaled to the toy world: its objects
+    leave 55-85% of a render transparent (Dream Fields used 88% for its framing)."""
+    transmittance_anneal: float = 0.5
+    transmittance_weight: float = 0.5
+    """Weight of the transmittance loss (Dream Fields only)."""
+
+
+@dataclass(frozen=True)
 class FaultConfig:
     """What a run does about non-finite losses or gradients (NaN, inf)."""
 
@@ -189,6 +244,10 @@ class RunConfig:
     """Everything a run needs; saved as config.json in the run folder."""
 
     caption: str = "a red cube"
+    method: Literal["dreamfusion", "dreamfields", "clipmesh"] = "dreamfusion"
+    """`dreamfusion`: the NeRF guided by score distillation; the baselines of the paper's
+    Table 1: `dreamfields` (the same NeRF guided by an image-caption model) and
+    `clipmesh` (a deformed sphere mesh guided by it)."""
     steps: int = 800
     """Optimisation steps."""
     batch_size: int = 2
@@ -210,6 +269,8 @@ class RunConfig:
     optim: OptimConfig = _field(default_factory=OptimConfig)
     export: ExportConfig = _field(default_factory=ExportConfig)
     faults: FaultConfig = _field(default_factory=FaultConfig)
+    mesh: MeshConfig = _field(default_factory=MeshConfig)
+    clip: ClipGuidanceConfig = _field(default_factory=ClipGuidanceConfig)
 
 
 def preset(name: str) -> RunConfig:

@@ -127,6 +127,13 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "faults.max_consecutive": _AT_LEAST_1,
     "faults.lr_factor": ((lambda v: 0 < v <= 1), "more than 0 and at most 1"),
     "faults.max_rollbacks": _AT_LEAST_0,
+    "mesh.subdivisions": _between(0, 6), "mesh.radius": _between(0.05, 1.0),
+    "mesh.sigma": _POSITIVE, "mesh.gamma": _POSITIVE, "mesh.lr_offsets": _AT_LEAST_0,
+    "mesh.lr_colours": _AT_LEAST_0, "mesh.laplacian": _AT_LEAST_0,
+    "clip.crops": _between(1, 64), "clip.crop_scale": _between(0.1, 1.0),
+    "clip.background_noise": _FRACTION, "clip.white_background": _FRACTION, "clip.transmittance_start": _FRACTION,
+    "clip.transmittance_target": _FRACTION, "clip.transmittance_anneal": _FRACTION,
+    "clip.transmittance_weight": _AT_LEAST_0,
 }
 
 

@@ -92,22 +92,25 @@ def in_toy_world(caption: str) -> bool:
     return True
 
 
-def evaluate_run(run_dir: Path, model) -> dict:
+def evaluate_run(run_dir: Path, model, others: dict | None = None) -> dict:
     """R-precision (Color, Geo) of one run folder with `model` (ToyRetrieval or a CLIP
-    scorer), and the ground truth when its caption is in the toy world."""
+    scorer), and the ground truth when its caption is in the toy world. Each model of
+    `others` ({name: model}) adds `color_r_precision_NAME` and `geo_r_precision_NAME`."""
     from . import runs
     from .pipeline import load_field
     cfg = runs.load_config(run_dir)
     field = load_field(override_device(cfg), run_dir, log=lambda msg: None)
     with torch.no_grad():
         views = render_eval_views(field)
+    named = {"": model, **{f"_{k}": m for k, m in (others or {}).items()}}
     try:
-        scores = {f"{kind}_r_precision": r_precision(model, views[kind], cfg.caption)
-                  for kind in ("color", "geo")}
+        scores = {f"{kind}_r_precision{suffix}": r_precision(m, views[kind], cfg.caption)
+                  for suffix, m in named.items() for kind in ("color", "geo")}
     except ValueError as err:
         raise runs.RunFolderError(f"{run_dir}: {err}") from None
     truth = ground_truth_scores(run_dir, cfg.caption) if in_toy_world(cfg.caption) else {}
-    return {"run": str(run_dir), "caption": cfg.caption, "seed": cfg.seed, **scores, **truth}
+    return {"run": str(run_dir), "caption": cfg.caption, "seed": cfg.seed,
+            "method": cfg.method, **scores, **truth}
 
 
 def override_device(cfg):
@@ -123,8 +126,8 @@ def mean(rows: list[dict], key: str) -> float | None:
 
 def summary(rows: list[dict]) -> dict:
     """Means over runs of every score (booleans become rates)."""
-    keys = ("color_r_precision", "geo_r_precision", "iou", "shape_right", "color_right",
-            "front_right", "janus")
+    keys = ("color_r_precision", "geo_r_precision", "color_r_precision_b",
+            "geo_r_precision_b", "iou", "shape_right", "color_right", "front_right", "janus")
     means = {k: mean(rows, k) for k in keys}
     return {k: v for k, v in means.items() if v is not None} | {"runs": len(rows)}
 

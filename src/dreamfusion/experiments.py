@@ -25,8 +25,17 @@ ABLATION = {  # Figure 6: each setting adds one ingredient
     "(iii) + lighting": ["--shading", "lambertian"],
     "(iv) + textureless shading": [],
 }
-PAPER_TABLE1 = {"GT photos": ("77.1", "—"), "DreamFusion": ("75.1", "42.5")}
+TABLE1_METHODS = {  # setting (run folder) -> (row name, generate options)
+    "dreamfields": ("Dream Fields", ["--method", "dreamfields"]),
+    "clipmesh": ("CLIP-Mesh", ["--method", "clipmesh"]),
+    "dreamfusion": ("DreamFusion (toy prior)", []),
+}
+"""The baselines are guided by retrieval model A (toy-a), their generate default."""
+PAPER_TABLE1 = {"GT photos": ("77.1", "—"), "Dream Fields": ("78.6", "1.3"),
+                "CLIP-Mesh": ("67.8", "—"), "DreamFusion (toy prior)": ("75.1", "42.5")}
 """The paper's Table 1, CLIP B/32 column (Color / Geo R-precision, %)."""
+QUICK_TABLE1 = {"dreamfusion": ["a green cone", "a blue torus", "a red cube with a yellow front"],
+                "dreamfields": ["a green cone"], "clipmesh": ["a green cone"]}
 
 
 @dataclass(frozen=True)
@@ -41,11 +50,32 @@ class Run:
         return root / slug / f"{runs.slugify(self.caption)}-s{self.seed}"
 
 
-def table1_grid(quick: bool, seeds: list[int]) -> list[Run]:
-    """All single-colour and front-coloured captions (216), or 3 for --quick."""
-    captions = (["a green cone", "a blue torus", "a red cube with a yellow front"] if quick
-                else [o.text for o in all_objects()])
-    return [Run("dreamfusion", c, s, ()) for c in captions for s in seeds]
+def table1_captions(subset: int | None) -> list[str]:
+    """All 216 single-colour and front-coloured captions, or a spread-out subset of
+    `subset` of them: every shape and colour in turn, single-colour and front-coloured
+    alternating (a fixed list, so a later, larger run reuses the finished folders)."""
+    objects = all_objects()
+    if subset is None or subset >= len(objects):
+        return [o.text for o in objects]
+    singles = [o for o in objects if o.front_color is None]
+    fronts = [o for o in objects if o.front_color is not None]
+    picked = []
+    for i in range(subset):
+        pool = singles if i % 2 == 0 else fronts
+        k = i // 2
+        picked.append(pool[(k * 7) % len(pool)] if pool is singles else pool[(k * 37) % len(pool)])
+    return list(dict.fromkeys(o.text for o in picked))
+
+
+def table1_grid(quick: bool, seeds: list[int], methods: list[str] | None = None,
+                subset: int | None = None) -> list[Run]:
+    """Each method x captions x seeds: QUICK_TABLE1 for --quick, else table1_captions."""
+    grid = []
+    for method in methods or list(TABLE1_METHODS):
+        captions = QUICK_TABLE1[method] if quick else table1_captions(subset)
+        args = tuple(TABLE1_METHODS[method][1])
+        grid += [Run(method, c, s, args) for c in captions for s in seeds]
+    return grid
 
 
 def ablation_grid(quick: bool, seeds: list[int]) -> list[Run]:
@@ -106,7 +136,9 @@ def execute(grid: list[Run], root: Path, jobs: int, extra: list[str],
 
 
 # -- scoring and writing up ----------------------------------------------------------
-def score(grid: list[Run], root: Path, codes: dict[Run, int], model) -> list[dict]:
+def score(grid: list[Run], root: Path, codes: dict[Run, int], model,
+          others: dict | None = None) -> list[dict]:
+    """evaluate_run of every run (model, plus `others` {name: model}), failures marked."""
     from .eval_runs import evaluate_run
     rows = []
     for run in grid:
@@ -115,20 +147,23 @@ def score(grid: list[Run], root: Path, codes: dict[Run, int], model) -> list[dic
             rows.append({"setting": run.setting, "caption": run.caption, "seed": run.seed,
                          "failed": True})
             continue
-        row = evaluate_run(folder, model)
+        row = evaluate_run(folder, model, others)
         rows.append({"setting": run.setting, **row, "failed": codes.get(run, 0) != 0})
     return rows
 
 
-def gt_photo_row(captions: list[str], model) -> dict:
-    """R-precision of the true objects' renders (the paper's GT images row)."""
+def gt_photo_row(captions: list[str], models: dict) -> dict:
+    """R-precision of the true objects' renders (the paper's GT images row), per model:
+    keys color_r_precision[_NAME] as evaluate_run writes them ('' for the first)."""
     from .eval_runs import photo_eval_views, r_precision
-    sums = {"color": 0.0, "geo": 0.0}
+    sums: dict[str, float] = {}
     for caption in captions:
         views = photo_eval_views(caption)
-        for kind in sums:
-            sums[kind] += r_precision(model, views[kind], caption)
-    return {f"{kind}_r_precision": total / len(captions) for kind, total in sums.items()}
+        for i, (name, model) in enumerate(models.items()):
+            for kind in ("color", "geo"):
+                key = f"{kind}_r_precision{'' if i == 0 else '_' + name}"
+                sums[key] = sums.get(key, 0.0) + r_precision(model, views[kind], caption)
+    return {key: total / len(captions) for key, total in sums.items()}
 
 
 def pct(value: float | None) -> str:
@@ -136,23 +171,41 @@ def pct(value: float | None) -> str:
 
 
 def table1_markdown(rows: list[dict], gt: dict, quick: bool) -> str:
+    """Rows GT photos, each method; Color / Geo R-precision under retrieval models A and B.
+    Baselines are guided by A, so their A scores are in parentheses, as the paper marks
+    a CLIP that is both guide and judge."""
     from .eval_runs import summary
-    s = summary([r for r in rows if not r.get("failed")])
     seeds = sorted({r["seed"] for r in rows})
     captions = sorted({r["caption"] for r in rows})
-    return "\n".join([
+    lines = [
         f"R-precision (%) over {len(captions)} captions x seeds {seeds} "
-        f"({len(rows)} runs{', --quick' if quick else ''}); the retrieval model ranks all "
-        "216 captions of the world for each of 8 views (elevation 30). Paper: CLIP B/32.",
+        f"({len(rows)} runs{', --quick' if quick else ''}); each retrieval model ranks all "
+        "216 captions of the world for each of 8 views (elevation 30). A and B are two "
+        "independently trained retrieval models (CLIP stand-ins); (parentheses): scored by "
+        "the model that guided the optimisation. Paper: CLIP B/32.",
         "",
-        "| method | Color | Geo | paper Color | paper Geo | mean IoU | Janus rate |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-        f"| GT photos | {pct(gt['color_r_precision'])} | {pct(gt['geo_r_precision'])} | "
-        f"{PAPER_TABLE1['GT photos'][0]} | {PAPER_TABLE1['GT photos'][1]} | | |",
-        f"| DreamFusion (toy prior) | {pct(s.get('color_r_precision'))} | "
-        f"{pct(s.get('geo_r_precision'))} | {PAPER_TABLE1['DreamFusion'][0]} | "
-        f"{PAPER_TABLE1['DreamFusion'][1]} | {s.get('iou', 0):.3f} | {pct(s.get('janus'))} |",
-        f"\nFailed runs: {sum(r.get('failed', False) for r in rows)}.", ""])
+        "| method | Color A | Geo A | Color B | Geo B | paper Color | paper Geo | runs "
+        "| mean IoU | Janus rate |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        table1_row("GT photos", gt, False, len(captions), None)]
+    for setting, (name, _) in TABLE1_METHODS.items():
+        done = [r for r in rows if r["setting"] == setting and not r.get("failed")]
+        if done or any(r["setting"] == setting for r in rows):
+            lines.append(table1_row(name, summary(done), setting != "dreamfusion",
+                                    len(done), summary(done).get("iou")))
+    lines += [f"\nFailed runs: {sum(r.get('failed', False) for r in rows)}.", ""]
+    return "\n".join(lines)
+
+
+def table1_row(name: str, s: dict, guided_by_a: bool, n: int, iou: float | None) -> str:
+    a = [pct(s.get("color_r_precision")), pct(s.get("geo_r_precision"))]
+    if guided_by_a:
+        a = [f"({v})" for v in a]
+    b = [pct(s.get("color_r_precision_b")), pct(s.get("geo_r_precision_b"))]
+    paper = PAPER_TABLE1[name]
+    tail = "" if iou is None else f"{iou:.3f}"
+    janus = "" if iou is None else pct(s.get("janus"))
+    return f"| {name} | {' | '.join(a + b)} | {paper[0]} | {paper[1]} | {n} | {tail} | {janus} |"
 
 
 def ablation_markdown(rows: list[dict], quick: bool) -> str:
@@ -205,14 +258,17 @@ def write_section(path: Path, name: str, text: str) -> None:
 
 def run_experiment(name: str, quick: bool, seeds: list[int], jobs: int, root: Path,
                    results: Path | None, extra: list[str],
-                   log: Callable[[str], None] = print) -> dict:
-    grid = (table1_grid if name == "table1" else ablation_grid)(quick, seeds)
-    from .retrieval.model import load_default
+                   log: Callable[[str], None] = print, methods: list[str] | None = None,
+                   subset: int | None = None) -> dict:
+    from .retrieval.model import load_named
+    grid = (table1_grid(quick, seeds, methods, subset) if name == "table1"
+            else ablation_grid(quick, seeds))
     codes = execute(grid, root, jobs, extra, log)
-    model = load_default()
-    rows = score(grid, root, codes, model)
+    model = load_named("toy-a")
+    others = {"b": load_named("toy-b")} if name == "table1" else None
+    rows = score(grid, root, codes, model, others)
     if name == "table1":
-        gt = gt_photo_row(sorted({r.caption for r in grid}), model)
+        gt = gt_photo_row(sorted({r.caption for r in grid}), {"a": model, **others})
         text = table1_markdown(rows, gt, quick)
         data = {"rows": rows, "gt_photos": gt}
     else:

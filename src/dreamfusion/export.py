@@ -56,8 +56,11 @@ def density_on_grid(field: GridField, res: int, chunk: int = 1 << 18) -> Tensor:
     return vals.reshape(res, res, res).cpu()
 
 
-def export_mesh(field: GridField, cfg: ExportConfig):
-    """The cleaned, coloured mesh (trimesh.Trimesh) and the threshold used."""
+def export_mesh(field, cfg: ExportConfig):
+    """The cleaned, coloured mesh (trimesh.Trimesh) and the threshold used (None for a
+    model that is a mesh already)."""
+    if not isinstance(field, GridField):
+        return field.to_trimesh(), None
     threshold = cfg.threshold if cfg.threshold > 0 else choose_threshold(field)
     mesh = extract_mesh(density_on_grid(field, cfg.mesh_resolution), threshold,
                         bound=field.cfg.bound)
@@ -71,7 +74,7 @@ def export_mesh(field: GridField, cfg: ExportConfig):
     return mesh, threshold
 
 
-def render_turntable(field: GridField, cfg: ExportConfig, samples: int = 64) -> Tensor:
+def render_turntable(field, cfg: ExportConfig, samples: int = 64) -> Tensor:
     """(N, 3, H, 2W) frames: shaded on the left, textureless on the right."""
     cams = ring_cameras(cfg.turntable_frames, el=20.0).to(field.device)
     bg = torch.ones(len(cams), 3, device=field.device)
@@ -81,14 +84,14 @@ def render_turntable(field: GridField, cfg: ExportConfig, samples: int = 64) -> 
     return torch.cat([shaded, clay], dim=-1).cpu()
 
 
-def render_views(field: GridField, cfg: ExportConfig, samples: int = 64) -> Tensor:
+def render_views(field, cfg: ExportConfig, samples: int = 64) -> Tensor:
     """(24, 3, H, W): 8 evaluation views (el 20, every 45 deg) x albedo/shaded/textureless."""
     cams = ring_cameras(8, el=20.0).to(field.device)
     return render_rows(field, cams, cfg.view_size, samples).cpu()
 
 
-def export_run(field: GridField, cfg: ExportConfig, run_dir: Path):
-    """Write mesh.{glb,obj,ply}, turntable.{mp4|gif} and views.png; return (mesh, paths)."""
+def export_run(field, cfg: ExportConfig, run_dir: Path):
+    """For a GridField or a MeshModel: write mesh.{glb,obj,ply}, turntable.{mp4|gif} and views.png; return (mesh, paths)."""
     mesh, threshold = export_mesh(field, cfg)
     paths = {k: str(v) for k, v in write_meshes(mesh, run_dir, "mesh").items()}
     frames = media.to_uint8(render_turntable(field, cfg))

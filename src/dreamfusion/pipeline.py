@@ -8,11 +8,10 @@ from pathlib import Path
 from . import runs
 from .config import RunConfig
 from .export import export_run
-from .field import GridField
 from .guidance.base import DiffusionBackend
 from .interrupts import RunInterrupted, signal_name
 from .mesh import EmptyFieldError, NonFiniteFieldError
-from .train import TrainingDiverged, all_finite, resolve_device, train
+from .train import TrainingDiverged, all_finite, build_model, resolve_device, train
 
 USER_FACING_ERRORS = (EmptyFieldError, NonFiniteFieldError, runs.RunFolderError,
                       TrainingDiverged)
@@ -30,7 +29,7 @@ def ground_truth_metrics(cfg: RunConfig, mesh) -> dict:
     return score_mesh(mesh, caption)
 
 
-def export_and_score(cfg: RunConfig, field: GridField, run_dir: Path,
+def export_and_score(cfg: RunConfig, field, run_dir: Path,
                      log: Callable[[str], None]) -> dict:
     if not all_finite(p.detach() for p in field.parameters()):
         raise NonFiniteFieldError()
@@ -90,7 +89,7 @@ def generate(cfg: RunConfig, run_dir: Path, progress: bool = True,
     return metrics
 
 
-def try_export(cfg: RunConfig, field: GridField, run_dir: Path, metrics: dict,
+def try_export(cfg: RunConfig, field, run_dir: Path, metrics: dict,
                log: Callable[[str], None]) -> EmptyFieldError | None:
     """Export (if enabled) into metrics; an empty field is recorded and returned."""
     if not cfg.export.enabled:
@@ -121,10 +120,10 @@ def stop_interrupted(cfg: RunConfig, trainer, run_dir: Path, metrics: dict,
         trainer.stopped_by)
 
 
-def load_field(cfg: RunConfig, run_dir: Path,
-               log: Callable[[str], None] = print) -> GridField:
+def load_field(cfg: RunConfig, run_dir: Path, log: Callable[[str], None] = print):
+    """The run's 3D model (GridField or MeshModel) from its checkpoint."""
     state = runs.load_checkpoint(run_dir, warn=log)
-    field = GridField(cfg.field)
+    field = build_model(cfg)
     field.load_state_dict(state["field"])
     return field.to(resolve_device(cfg.device))
 

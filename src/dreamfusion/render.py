@@ -149,29 +149,42 @@ def render(field: GridField, cams: Cameras, size: int, samples: int, shading: Sh
     }
 
 
+def render_model(model, cams: Cameras, size: int, samples: int, shading: Shading,
+                 background: Tensor, generator: torch.Generator | None = None,
+                 jitter: bool = True, more_shadings: Sequence[Shading] = ()) -> dict[str, Tensor]:
+    """Volume-render a GridField, or let another 3D model (a MeshModel) draw itself;
+    the outputs are those of `render` (a mesh has no `peak_density`)."""
+    if isinstance(model, GridField):
+        return render(model, cams, size, samples, shading, background, generator, jitter,
+                      more_shadings)
+    return model.render(cams, size, shading, background, more_shadings)
+
+
 def _slice(sh: Shading, sl: slice) -> Shading:
     return Shading(sh.ambient[sl], sh.diffuse[sl], sh.textureless[sl], sh.light_dirs[sl])
 
 
-def render_chunked(field: GridField, cams: Cameras, size: int, samples: int,
+def render_chunked(field, cams: Cameras, size: int, samples: int,
                    shadings: Sequence[Shading], background: Tensor, chunk: int = 8
                    ) -> dict[str, Tensor]:
-    """`render` without gradients, in chunks of cameras (previews, exports).
+    """`render_model` without gradients, in chunks of cameras (previews, exports).
 
     Returns `images`: one (B, 3, H, W) tensor per shading, plus opacity, depth and
-    peak_density as `render`.
+    (for a field) peak_density as `render`.
     """
     keys = ("opacity", "depth", "peak_density")
-    parts: dict[str, list[Tensor]] = {k: [] for k in keys}
+    parts: dict[str, list[Tensor]] = {}
     images: list[list[Tensor]] = [[] for _ in shadings]
     with torch.no_grad():
         for i in range(0, len(cams), chunk):
             sl = slice(i, i + chunk)
             sub = Cameras(cams.el[sl], cams.az[sl], cams.dist[sl], cams.fov)
-            out = render(field, sub, size, samples, _slice(shadings[0], sl), background[sl],
-                         jitter=False, more_shadings=[_slice(s, sl) for s in shadings[1:]])
+            out = render_model(field, sub, size, samples, _slice(shadings[0], sl),
+                               background[sl], jitter=False,
+                               more_shadings=[_slice(s, sl) for s in shadings[1:]])
             for k in keys:
-                parts[k].append(out[k])
+                if k in out:
+                    parts.setdefault(k, []).append(out[k])
             for j, img in enumerate([out["image"], *out["more_images"]]):
                 images[j].append(img)
     result = {k: torch.cat(v) for k, v in parts.items()}
@@ -179,7 +192,7 @@ def render_chunked(field: GridField, cams: Cameras, size: int, samples: int,
     return result
 
 
-def render_rows(field: GridField, cams: Cameras, size: int, samples: int) -> Tensor:
+def render_rows(field, cams: Cameras, size: int, samples: int) -> Tensor:
     """(3B, 3, H, W) on white: an albedo row, a lit row and a textureless row of `cams`."""
     n, device = len(cams), cams.el.device
     rows = render_chunked(field, cams, size, samples, [

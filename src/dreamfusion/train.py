@@ -8,7 +8,7 @@ from dataclasses import field as _field
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import media, runs
@@ -16,10 +16,12 @@ from .cameras import Cameras, ring_cameras, sample_cameras, sample_front_biased_
 from .config import RunConfig, ShadingConfig, to_dict
 from .field import GridField, LearnedBackground
 from .guidance.base import DiffusionBackend
+from .guidance.image_text import (load_guide, random_backgrounds, similarity_loss,
+                                  transmittance_loss)
 from .guidance.sds import score_distillation
 from .interrupts import GracefulStop, signal_name
 from .prompts import PromptSet
-from .render import Shading, render, render_rows
+from .render import Shading, render_model, render_rows
 
 
 def resolve_device(name: str) -> torch.device:
@@ -46,6 +48,14 @@ def build_backend(cfg: RunConfig, device: torch.device) -> DiffusionBackend:
         return Backend(g.model or DEFAULT_MODEL, device, g.precision, g.local_files_only,
                        g.channels_last, g.compile, g.text_cache)
     raise ValueError(f"unknown backend {g.backend!r}")
+
+
+def build_model(cfg: RunConfig, generator: torch.Generator | None = None):
+    """The 3D model the method optimises: the NeRF field, or CLIP-Mesh's sphere mesh."""
+    if cfg.method == "clipmesh":
+        from .mesh_model import MeshModel
+        return MeshModel(cfg.mesh)
+    return GridField(cfg.field, generator)
 
 
 def sample_shading(cfg: ShadingConfig, cams: Cameras, step: int, total: int,
@@ -84,9 +94,11 @@ class Trainer:
     """Field + optimiser + frozen prior + prompts for one caption."""
 
     cfg: RunConfig
-    backend: DiffusionBackend
+    backend: DiffusionBackend | None
+    """The diffusion prior (method dreamfusion); the baselines use an image-caption guide."""
     device: torch.device
-    field: GridField = _field(init=False)
+    field: nn.Module = _field(init=False)
+    """GridField, or MeshModel for clipmesh."""
     background: LearnedBackground | None = _field(init=False, default=None)
     step: int = 0
     elapsed: float = 0.0
@@ -106,19 +118,36 @@ class Trainer:
         cfg = self.cfg
         self.generator = torch.Generator().manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)
-        self.field = GridField(cfg.field, self.generator).to(self.device)
-        groups = [
-            {"params": list(self.field.density_levels), "lr": cfg.optim.lr_density},
-            {"params": list(self.field.albedo_levels), "lr": cfg.optim.lr_albedo},
-        ]
-        if cfg.render.background == "learned":
+        self.field = build_model(cfg, self.generator).to(self.device)
+        groups = self.param_groups()
+        # (configured rate, warmed up?) per group, kept out of the optimiser's state
+        self.base_rates = [(g.pop("base_lr"), g.pop("warmup", False)) for g in groups]
+        self.optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
+        if cfg.method == "dreamfusion":
+            self.prompts = PromptSet(self.backend, cfg.caption, cfg.guidance.view_prompts,
+                                     cfg.guidance.negative_prompt)
+            self.backend.release_text_encoder()  # every prompt is embedded now
+        else:
+            self.guide = load_guide(cfg.clip, self.device)
+            self.text = self.guide.embed_text([cfg.caption])[0]
+
+    def param_groups(self) -> list[dict]:
+        """Adam groups, each with its configured `base_lr` (and `warmup` for density);
+        builds the learned background if there is one."""
+        cfg = self.cfg
+        if cfg.method == "clipmesh":
+            return [{"params": [self.field.offsets], "base_lr": cfg.mesh.lr_offsets},
+                    {"params": [self.field.colour_logits], "base_lr": cfg.mesh.lr_colours}]
+        groups = [{"params": list(self.field.density_levels), "base_lr": cfg.optim.lr_density,
+                   "warmup": True},
+                  {"params": list(self.field.albedo_levels), "base_lr": cfg.optim.lr_albedo}]
+        if cfg.render.background == "learned" and cfg.method == "dreamfusion":
             self.background = LearnedBackground().to(self.device)
             groups.append({"params": self.background.parameters(),
-                           "lr": cfg.optim.lr_background})
-        self.optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
-        self.prompts = PromptSet(self.backend, cfg.caption, cfg.guidance.view_prompts,
-                                 cfg.guidance.negative_prompt)
-        self.backend.release_text_encoder()  # every prompt is embedded now
+                           "base_lr": cfg.optim.lr_background})
+        for group in groups:
+            group["lr"] = group["base_lr"]
+        return groups
 
     # -- one step -------------------------------------------------------------------
     def background_for(self, cams: Cameras, size: int) -> Tensor:
@@ -150,26 +179,11 @@ class Trainer:
                        pick(cams.dist, photo.dist), cams.fov), plain
 
     def train_step(self) -> dict[str, float]:
-        cfg, total = self.cfg, self.cfg.steps
-        # 1. random cameras and lighting for this step
-        cams, plain = self.sample_step_cameras()
-        shading = to_device(sample_shading(cfg.shading, cams, self.step, total, self.generator),
-                            self.device)
-        cams = cams.to(self.device)
-        # 2. render the field
-        out = render(self.field, cams, cfg.size, cfg.render.samples, shading,
-                     self.background_for(cams, cfg.size), self.generator)
-        # 3. score distillation against the caption (view-dependent prompt per camera)
-        cond, uncond = self.prompts.for_cameras(cams, plain)
-        losses = score_distillation(self.backend, out["image"], cond, uncond, cfg.guidance,
-                                    self.step, total, self.generator)
-        # 4. regularisers
-        terms = {"sds": losses["sds"], "orientation": out["orientation"],
-                 "opacity": (out["opacity"] ** 2 + 0.01).sqrt().mean()}
-        if cfg.reg.tv > 0:
-            terms["tv"] = self.field.tv_loss()
-        weights = {"sds": 1.0, "orientation": cfg.reg.orientation,
-                   "opacity": cfg.reg.opacity, "tv": cfg.reg.tv}
+        # 1-4. render random views and score them (the method's losses)
+        if self.cfg.method == "dreamfusion":
+            terms, weights = self.dreamfusion_terms()
+        else:
+            terms, weights = self.baseline_terms()
         loss = sum(weights[k] * v for k, v in terms.items())
         # 5. update the field, unless the loss or a gradient is not finite
         self.apply_learning_rates()
@@ -187,16 +201,57 @@ class Trainer:
         return {"loss": float(loss.detach()), "fault": not finite,
                 **{k: float(v.detach()) for k, v in terms.items()}}
 
+    def dreamfusion_terms(self) -> tuple[dict[str, Tensor], dict[str, float]]:
+        cfg, total = self.cfg, self.cfg.steps
+        # 1. random cameras and lighting for this step
+        cams, plain = self.sample_step_cameras()
+        shading = to_device(sample_shading(cfg.shading, cams, self.step, total, self.generator),
+                            self.device)
+        cams = cams.to(self.device)
+        # 2. render the field
+        out = render_model(self.field, cams, cfg.size, cfg.render.samples, shading,
+                           self.background_for(cams, cfg.size), self.generator)
+        # 3. score distillation against the caption (view-dependent prompt per camera)
+        cond, uncond = self.prompts.for_cameras(cams, plain)
+        losses = score_distillation(self.backend, out["image"], cond, uncond, cfg.guidance,
+                                    self.step, total, self.generator)
+        # 4. regularisers
+        terms = {"sds": losses["sds"], "orientation": out["orientation"],
+                 "opacity": (out["opacity"] ** 2 + 0.01).sqrt().mean()}
+        if cfg.reg.tv > 0:
+            terms["tv"] = self.field.tv_loss()
+        weights = {"sds": 1.0, "orientation": cfg.reg.orientation,
+                   "opacity": cfg.reg.opacity, "tv": cfg.reg.tv}
+        return terms, weights
+
+    def baseline_terms(self) -> tuple[dict[str, Tensor], dict[str, float]]:
+        """Dream Fields / CLIP-Mesh: albedo renders of the paper's cameras on random
+        backgrounds, scored by the image-caption guide after random crops."""
+        cfg, n = self.cfg, self.cfg.batch_size
+        cams = sample_cameras(n, cfg.cameras, self.generator).to(self.device)
+        bg = random_backgrounds(n, cfg.size, cfg.clip, self.generator)
+        out = render_model(self.field, cams, cfg.size, cfg.render.samples,
+                           Shading.albedo(n, self.device), bg.to(self.device), self.generator)
+        terms = {"clip": similarity_loss(self.guide, out["image"], self.text, cfg.clip,
+                                         self.generator)}
+        weights = {"clip": 1.0}
+        if cfg.method == "dreamfields":
+            terms["transmittance"] = transmittance_loss(out["opacity"], cfg.clip, self.step,
+                                                        cfg.steps)
+            weights["transmittance"] = cfg.clip.transmittance_weight
+        else:
+            terms["laplacian"] = self.field.laplacian_loss()
+            weights["laplacian"] = cfg.mesh.laplacian
+        return terms, weights
+
     def parameters(self) -> list[Tensor]:
         return [p for group in self.optimizer.param_groups for p in group["params"]]
 
     def apply_learning_rates(self) -> None:
         """Configured rates x the fault back-off, density warmed up (groups as built)."""
-        optim, total = self.cfg.optim, self.cfg.steps
-        rates = [optim.lr_density * density_lr_scale(optim.density_warmup, self.step, total),
-                 optim.lr_albedo, optim.lr_background]
-        for group, rate in zip(self.optimizer.param_groups, rates):
-            group["lr"] = rate * self.lr_scale
+        warm = density_lr_scale(self.cfg.optim.density_warmup, self.step, self.cfg.steps)
+        for group, (rate, warmup) in zip(self.optimizer.param_groups, self.base_rates):
+            group["lr"] = rate * (warm if warmup else 1.0) * self.lr_scale
 
     def field_is_finite(self) -> bool:
         return all_finite(p.detach() for p in self.parameters())
@@ -243,7 +298,7 @@ def all_finite(tensors) -> bool:
     return bool(torch.stack(flags).all()) if flags else True
 
 
-def preview(field: GridField, size: int, samples: int) -> Tensor:
+def preview(field, size: int, samples: int) -> Tensor:
     """(12, 3, H, W): albedo, lit and textureless rows of 4 views around the object."""
     return render_rows(field, ring_cameras(4, el=20.0).to(field.device), size, samples)
 
@@ -286,7 +341,8 @@ def train(cfg: RunConfig, run_dir: Path, backend: DiffusionBackend | None = None
     at the end) in run_dir. A SIGINT/SIGTERM ends the loop after the current step with a
     checkpoint; `trainer.stopped_by` is then the signal number."""
     device = resolve_device(cfg.device)
-    backend = backend or build_backend(cfg, device)
+    if backend is None and cfg.method == "dreamfusion":
+        backend = build_backend(cfg, device)
     trainer = Trainer(cfg, backend, device)
     if state is not None:
         trainer.load_state_dict(state)

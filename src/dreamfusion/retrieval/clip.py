@@ -32,7 +32,7 @@ def read_captions(path: Path) -> list[str]:
 class ClipRetrieval:
     """Cosine similarity of CLIP image and text embeddings over a fixed caption set."""
 
-    def __init__(self, model: str, captions: list[str], device: str | torch.device = "cpu",
+    def __init__(self, model: str, captions: list[str] | None = None, device: str | torch.device = "cpu",
                  local_files_only: bool = False):
         try:
             from transformers import AutoTokenizer, CLIPModel
@@ -50,23 +50,31 @@ class ClipRetrieval:
                                    f"{str(err).splitlines()[0][:200]})") from None
         self.device = torch.device(device)
         self.model = self.model.eval().requires_grad_(False).to(self.device)
-        self.captions = captions
+        self.captions = captions or []
         self.image_size = int(self.model.config.vision_config.image_size)
-        with torch.no_grad():
-            tokens = tokenizer(captions, padding=True, truncation=True, return_tensors="pt")
-            text = self.model.get_text_features(**tokens.to(self.device))
-        self.text = F.normalize(getattr(text, "pooler_output", text), dim=-1)
+        self.tokenizer = tokenizer
+        self.text = self.text_features(captions) if captions else None
 
     @torch.no_grad()
-    def caption_scores(self, images: Tensor) -> Tensor:
-        """(B, N) cosine similarity of images (B, 3, H, W) in [0, 1] to every caption."""
+    def text_features(self, texts: list[str]) -> Tensor:
+        """(N, D) unit text embeddings."""
+        tokens = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+        text = self.model.get_text_features(**tokens.to(self.device))
+        return F.normalize(getattr(text, "pooler_output", text), dim=-1)
+
+    def image_features(self, images: Tensor) -> Tensor:
+        """(B, D) unit image embeddings of images (B, 3, H, W) in [0, 1], differentiable."""
         x = F.interpolate(images.to(self.device), (self.image_size, self.image_size),
                           mode="bicubic", align_corners=False).clamp(0, 1)
         mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
         feats = self.model.get_image_features(pixel_values=(x - mean) / std)
-        feats = F.normalize(getattr(feats, "pooler_output", feats), dim=-1)
-        return feats @ self.text.T
+        return F.normalize(getattr(feats, "pooler_output", feats), dim=-1)
+
+    @torch.no_grad()
+    def caption_scores(self, images: Tensor) -> Tensor:
+        """(B, N) cosine similarity of images (B, 3, H, W) in [0, 1] to every caption."""
+        return self.image_features(images) @ self.text.T
 
     def r_precision(self, images: Tensor, caption: str) -> float:
         if caption not in self.captions:

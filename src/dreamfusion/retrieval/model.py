@@ -22,6 +22,10 @@ COLOR_NAMES = tuple(COLORS)
 FRONTS = ("none", *COLOR_NAMES)
 INPUT_SIZE = 32
 WEIGHTS = Path(__file__).with_name("toy_retrieval.pt")
+WEIGHTS_B = Path(__file__).with_name("toy_retrieval_b.pt")
+NAMED = {"toy-a": WEIGHTS, "toy-b": WEIGHTS_B}
+"""Two independently trained models (seeds and widths differ), standing for two CLIP
+sizes: Table 1 reports baselines scored by the model they trained with and by the other."""
 
 
 def caption_indices() -> tuple[Tensor, Tensor, Tensor]:
@@ -84,9 +88,16 @@ def load(path: Path) -> ToyRetrieval:
     return model.eval()
 
 
+def load_named(name: str | Path) -> ToyRetrieval:
+    """`toy-a`, `toy-b` (shipped in the package) or a path to weights."""
+    path = NAMED.get(str(name), Path(name))
+    if not path.exists():
+        hint = (" (it is trained by `dreamfusion retrieval-train`)" if str(name) in NAMED
+                else "")
+        raise FileNotFoundError(f"retrieval weights {path} do not exist{hint}")
+    return load(path)
+
+
 def load_default() -> ToyRetrieval:
-    """The weights shipped in the package (trained by `dreamfusion retrieval-train`)."""
-    if not WEIGHTS.exists():
-        raise FileNotFoundError(f"{WEIGHTS} is missing; train it with "
-                                "`dreamfusion retrieval-train`")
-    return load(WEIGHTS)
+    """Model A, shipped in the package (trained by `dreamfusion retrieval-train`)."""
+    return load_named("toy-a")
