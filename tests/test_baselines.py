@@ -110,6 +110,9 @@ def test_baseline_errors_are_one_sentence(tmp_path, capsys):
     assert "missing.pt" in capsys.readouterr().err and not out.exists()
     assert main(["generate", "a teapot", "--method", "clipmesh", "--out", str(out)]) == 2
     assert not out.exists()
+    assert main(["generate", "a red cube", "--method", "clipmesh", "--backend", "sd",
+                 "--out", str(out)]) == 2
+    assert "guide-model" in capsys.readouterr().err and not out.exists()
 
 
 def test_dream_fields_step_with_a_real_clip_reaches_the_field(tmp_path):

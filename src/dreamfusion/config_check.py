@@ -170,6 +170,10 @@ def validate(cfg: RunConfig) -> RunConfig:
                           f"got {[lo, hi]}")
     _ordered(cfg, "guidance.t_min", "guidance.t_max_final")
     _ordered(cfg, "guidance.t_min_start", "guidance.t_max")
+    if cfg.method != "dreamfusion" and cfg.guidance.backend != "toy":
+        raise ConfigError(f"guidance.backend {cfg.guidance.backend} is a diffusion prior, used "
+                          f"by method dreamfusion only; method {cfg.method} is guided by an "
+                          "image-caption model (--guide-model, clip.model)")
     return cfg
 
 

@@ -121,8 +121,9 @@ class Trainer:
         self.field = build_model(cfg, self.generator).to(self.device)
         groups = self.param_groups()
         # (configured rate, warmed up?) per group, kept out of the optimiser's state
-        self.base_rates = [(g.pop("base_lr"), g.pop("warmup", False)) for g in groups]
-        self.optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
+        self.base_rates = [(rate, warmup) for _, rate, warmup in groups]
+        self.optimizer = torch.optim.Adam([{"params": p, "lr": rate} for p, rate, _ in groups],
+                                          betas=(0.9, 0.99), eps=1e-15)
         if cfg.method == "dreamfusion":
             self.prompts = PromptSet(self.backend, cfg.caption, cfg.guidance.view_prompts,
                                      cfg.guidance.negative_prompt)
@@ -131,22 +132,18 @@ class Trainer:
             self.guide = load_guide(cfg.clip, self.device)
             self.text = self.guide.embed_text([cfg.caption])[0]
 
-    def param_groups(self) -> list[dict]:
-        """Adam groups, each with its configured `base_lr` (and `warmup` for density);
-        builds the learned background if there is one."""
+    def param_groups(self) -> list[tuple[list, float, bool]]:
+        """(parameters, configured learning rate, warmed up?) per optimiser group; builds
+        the learned background if there is one."""
         cfg = self.cfg
         if cfg.method == "clipmesh":
-            return [{"params": [self.field.offsets], "base_lr": cfg.mesh.lr_offsets},
-                    {"params": [self.field.colour_logits], "base_lr": cfg.mesh.lr_colours}]
-        groups = [{"params": list(self.field.density_levels), "base_lr": cfg.optim.lr_density,
-                   "warmup": True},
-                  {"params": list(self.field.albedo_levels), "base_lr": cfg.optim.lr_albedo}]
+            return [([self.field.offsets], cfg.mesh.lr_offsets, False),
+                    ([self.field.colour_logits], cfg.mesh.lr_colours, False)]
+        groups = [(list(self.field.density_levels), cfg.optim.lr_density, True),
+                  (list(self.field.albedo_levels), cfg.optim.lr_albedo, False)]
         if cfg.render.background == "learned" and cfg.method == "dreamfusion":
             self.background = LearnedBackground().to(self.device)
-            groups.append({"params": self.background.parameters(),
-                           "base_lr": cfg.optim.lr_background})
-        for group in groups:
-            group["lr"] = group["base_lr"]
+            groups.append((list(self.background.parameters()), cfg.optim.lr_background, False))
         return groups
 
     # -- one step -------------------------------------------------------------------
