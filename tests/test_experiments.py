@@ -81,6 +81,7 @@ def test_table1_quick_scores_and_pattern(table1_quick):
     assert sum(r["iou"] for r in rows) / 3 >= 0.75
     assert data["gt_photos"]["color_r_precision"] >= color - 0.2
     assert "<!-- experiment:table1-quick -->" in results.read_text()
+    assert (results.parent / "table1-quick.png").exists()  # one run per method
 
 
 def test_table1_quick_rerun_keeps_finished_runs(table1_quick, capsys):

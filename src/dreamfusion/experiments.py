@@ -222,12 +222,18 @@ def ablation_markdown(rows: list[dict], quick: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ablation_figure(grid: list[Run], root: Path, path: Path) -> Path | None:
-    """views.png of the first run of each setting, stacked top to bottom."""
+def settings_figure(grid: list[Run], root: Path, path: Path, settings) -> Path | None:
+    """views.png of one run per setting (the same caption and seed where the grid has
+    them), stacked top to bottom in the order of `settings`."""
     from PIL import Image
+    first = grid[0]
     images = []
-    for setting in ABLATION:
-        run = next(r for r in grid if r.setting == setting)
+    for setting in settings:
+        same = [r for r in grid if r.setting == setting]
+        if not same:
+            continue
+        run = next((r for r in same if (r.caption, r.seed) == (first.caption, first.seed)),
+                   same[0])
         views = run.folder(root) / "views.png"
         if views.exists():
             images.append(Image.open(views).convert("RGB"))
@@ -270,10 +276,18 @@ def run_experiment(name: str, quick: bool, seeds: list[int], jobs: int, root: Pa
     if name == "table1":
         gt = gt_photo_row(sorted({r.caption for r in grid}), {"a": model, **others})
         text = table1_markdown(rows, gt, quick)
+        methods = [m for m in TABLE1_METHODS if any(r.setting == m for r in grid)]
+        figure = settings_figure(grid, root, (results.parent if results else root)
+                                 / f"table1{'-quick' if quick else ''}.png", methods)
+        if figure is not None:
+            rows_named = ", ".join(TABLE1_METHODS[m][0] for m in methods)
+            text += (f"\n![{grid[0].caption}, seed {grid[0].seed}, one run per method, top "
+                     f"to bottom: {rows_named}; rows: albedo, shaded, textureless]"
+                     f"({figure.name})\n")
         data = {"rows": rows, "gt_photos": gt}
     else:
-        figure = ablation_figure(grid, root, (results.parent if results else root)
-                                 / f"ablation{'-quick' if quick else ''}.png")
+        figure = settings_figure(grid, root, (results.parent if results else root)
+                                 / f"ablation{'-quick' if quick else ''}.png", ABLATION)
         text = ablation_markdown(rows, quick)
         if figure is not None:
             text += (f"\n![one run per setting, top to bottom (i) to (iv); rows: albedo, "
