@@ -384,15 +384,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def load_backend(cfg: RunConfig):
-    """The frozen prior (None for the baselines, whose guide is only checked), built
-    before any folder is touched: a bad --model or --guide-model is exit 2."""
+    """The frozen prior, or the baselines' image-caption guide, built before any folder
+    is touched: a bad --model or --guide-model is exit 2."""
     from .guidance.diffusers_backend import BackendLoadError
     from .guidance.image_text import load_guide
     from .train import build_backend, resolve_device
     try:
         if cfg.method != "dreamfusion":
-            load_guide(cfg.clip, resolve_device(cfg.device))
-            return None
+            return load_guide(cfg.clip, resolve_device(cfg.device))
         return build_backend(cfg, resolve_device(cfg.device))
     except (BackendLoadError, FileNotFoundError) as err:
         raise UserError(str(err)) from None

@@ -95,7 +95,8 @@ class Trainer:
 
     cfg: RunConfig
     backend: DiffusionBackend | None
-    """The diffusion prior (method dreamfusion); the baselines use an image-caption guide."""
+    """The frozen guide: the diffusion prior (method dreamfusion), or for the baselines
+    the image-caption model (None: loaded from cfg.clip)."""
     device: torch.device
     field: nn.Module = _field(init=False)
     """GridField, or MeshModel for clipmesh."""
@@ -129,7 +130,7 @@ class Trainer:
                                      cfg.guidance.negative_prompt)
             self.backend.release_text_encoder()  # every prompt is embedded now
         else:
-            self.guide = load_guide(cfg.clip, self.device)
+            self.guide = self.backend or load_guide(cfg.clip, self.device)
             self.text = self.guide.embed_text([cfg.caption])[0]
 
     def param_groups(self) -> list[tuple[list, float, bool]]:

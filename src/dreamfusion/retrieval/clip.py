@@ -41,7 +41,7 @@ class ClipRetrieval:
                                    '"dreamfusion[diffusers]"') from None
         path = str(Path(model).expanduser()) if is_local(model) else model
         if is_local(model) and not Path(path).is_dir():
-            raise BackendLoadError(f"--clip {model}: no such folder")
+            raise BackendLoadError(f"CLIP model {model}: no such folder")
         try:
             self.model = CLIPModel.from_pretrained(path, local_files_only=local_files_only)
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
