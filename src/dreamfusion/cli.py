@@ -352,10 +352,10 @@ def check_caption(cfg: RunConfig) -> None:
 
 def uses_toy_world(cfg: RunConfig) -> bool:
     """Does the run's guidance know only the toy world's captions?"""
-    from .retrieval.model import NAMED
+    from .guidance.image_text import is_toy_guide
     if cfg.method == "dreamfusion":
         return cfg.guidance.backend == "toy"
-    return cfg.clip.model in NAMED or cfg.clip.model.endswith(".pt")
+    return is_toy_guide(cfg.clip.model)
 
 
 # -- commands ------------------------------------------------------------------------

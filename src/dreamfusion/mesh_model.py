@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from .cameras import Cameras
 from .config import MeshConfig
 from .rasterize import RasterSettings, project, rasterize
-from .render import Shading
+from .render import Shading, shade
 
 
 def icosphere(subdivisions: int, radius: float) -> tuple[Tensor, Tensor]:
@@ -84,7 +84,7 @@ class MeshModel(nn.Module):
         corners = self.colours()[f]  # (F, 3, 3)
         shadings = [shading, *more_shadings]
         # One rasterisation for every shading: channels = 3 per shading.
-        per_face = [self._shaded_corners(corners, normals, sh) for sh in shadings]
+        per_face = [self._shaded_corners(corners[None], normals, sh) for sh in shadings]
         out = rasterize(screen, f, torch.cat(per_face, dim=-1), size, self.raster)
         alpha = out["alpha"]
         bg = background.permute(0, 3, 1, 2) if background.dim() == 4 \
@@ -96,12 +96,10 @@ class MeshModel(nn.Module):
 
     @staticmethod
     def _shaded_corners(corners: Tensor, normals: Tensor, sh: Shading) -> Tensor:
-        """(B, F, 3, 3) lit corner colours: material * (ambient + diffuse max(0, n.l))."""
-        lambert = (normals[None] * sh.light_dirs[:, None]).sum(-1).clamp(min=0)  # (B, F)
-        light = sh.ambient[:, None] + sh.diffuse[:, None] * lambert
-        material = torch.where(sh.textureless[:, None, None, None],
-                               torch.ones_like(corners)[None], corners[None])
-        return material * light[:, :, None, None]
+        """(B, F, 3, 3) lit corner colours of flat faces, by the volume renderer's shade."""
+        b = sh.ambient.shape[0]
+        return shade(corners.expand(b, -1, -1, -1),
+                     normals[None, :, None, :].expand(b, -1, -1, -1), sh)
 
     def to_trimesh(self) -> trimesh.Trimesh:
         """The mesh with vertex colours, for export and scoring."""

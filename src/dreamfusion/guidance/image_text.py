@@ -81,13 +81,18 @@ class ClipGuide:
         return self.clip.text_features(texts)
 
 
+def is_toy_guide(name: str) -> bool:
+    """Does `--guide-model` name a toy retrieval model (toy-a, toy-b, a .pt file)?"""
+    from ..retrieval.model import NAMED
+    return name in NAMED or name.endswith(".pt")
+
+
 def load_guide(cfg: ClipGuidanceConfig, device: torch.device):
     """`toy-a` / `toy-b` / retrieval weights (.pt) / a CLIP folder or Hub id."""
-    from ..retrieval import model as retrieval
-    name = cfg.model
-    if name in retrieval.NAMED or name.endswith(".pt"):
-        return ToyGuide(retrieval.load_named(name)).to(device)
-    return ClipGuide(name, cfg.local_files_only).to(device)
+    from ..retrieval.model import load_named
+    if is_toy_guide(cfg.model):
+        return ToyGuide(load_named(cfg.model)).to(device)
+    return ClipGuide(cfg.model, cfg.local_files_only).to(device)
 
 
 def random_crops(images: Tensor, n: int, min_scale: float,
