@@ -87,3 +87,11 @@ def test_density_warmup_ramps_linearly():
     assert density_lr_scale(0.5, 0, 100) == pytest.approx(1 / 50)
     assert density_lr_scale(0.5, 24, 100) == pytest.approx(0.5)
     assert density_lr_scale(0.5, 80, 100) == 1.0
+
+
+def test_learning_rate_decays_geometrically_to_the_final_factor():
+    from dreamfusion.train import lr_decay
+    assert lr_decay(1.0, 50, 100) == 1.0
+    assert lr_decay(0.1, 0, 101) == 1.0
+    assert lr_decay(0.1, 50, 101) == pytest.approx(0.1 ** 0.5)
+    assert lr_decay(0.1, 100, 101) == pytest.approx(0.1)

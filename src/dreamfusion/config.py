@@ -153,6 +153,9 @@ class OptimConfig:
     density_warmup: float = 0.0
     """Fraction of the steps over which the density learning rate ramps up linearly from
     zero (the paper warms up its learning rate); the albedo is not held back."""
+    lr_final: float = 1.0
+    """Learning-rate factor reached at the last step, decayed geometrically from 1
+    (every group; 1 = constant rates)."""
 
 
 @dataclass(frozen=True)

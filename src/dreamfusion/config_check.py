@@ -121,6 +121,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "reg.orientation": _AT_LEAST_0, "reg.opacity": _AT_LEAST_0, "reg.tv": _AT_LEAST_0,
     "optim.lr_density": _AT_LEAST_0, "optim.lr_albedo": _AT_LEAST_0,
     "optim.lr_background": _AT_LEAST_0, "optim.density_warmup": _FRACTION,
+    "optim.lr_final": _POSITIVE,
     "export.mesh_resolution": _between(8, 1024), "export.threshold": _AT_LEAST_0,
     "export.turntable_frames": _between(1, 1000), "export.turntable_size": _SIZE,
     "export.view_size": _SIZE,

@@ -125,9 +125,11 @@ def mean(rows: list[dict], key: str) -> float | None:
 
 
 def summary(rows: list[dict]) -> dict:
-    """Means over runs of every score (booleans become rates)."""
-    keys = ("color_r_precision", "geo_r_precision", "color_r_precision_b",
-            "geo_r_precision_b", "iou", "shape_right", "color_right", "front_right", "janus")
+    """Means over runs of every score (booleans become rates); R-precision under every
+    retrieval model present (`color_r_precision`, `color_r_precision_b`, ...)."""
+    r_prec = sorted({k for r in rows for k in r if k.startswith(("color_r_precision",
+                                                                  "geo_r_precision"))})
+    keys = (*r_prec, "iou", "shape_right", "color_right", "front_right", "janus")
     means = {k: mean(rows, k) for k in keys}
     return {k: v for k, v in means.items() if v is not None} | {"runs": len(rows)}
 

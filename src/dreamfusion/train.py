@@ -84,6 +84,11 @@ def density_lr_scale(warmup: float, step: int, total: int) -> float:
     return min(1.0, (step + 1) / (warmup * total))
 
 
+def lr_decay(final: float, step: int, total: int) -> float:
+    """Geometric decay factor from 1 at step 0 to `final` at the last step."""
+    return final ** (step / max(1, total - 1))
+
+
 def to_device(shading: Shading, device) -> Shading:
     return Shading(shading.ambient.to(device), shading.diffuse.to(device),
                    shading.textureless.to(device), shading.light_dirs.to(device))
@@ -248,8 +253,9 @@ class Trainer:
     def apply_learning_rates(self) -> None:
         """Configured rates x the fault back-off, density warmed up (groups as built)."""
         warm = density_lr_scale(self.cfg.optim.density_warmup, self.step, self.cfg.steps)
+        decay = lr_decay(self.cfg.optim.lr_final, self.step, self.cfg.steps)
         for group, (rate, warmup) in zip(self.optimizer.param_groups, self.base_rates):
-            group["lr"] = rate * (warm if warmup else 1.0) * self.lr_scale
+            group["lr"] = rate * (warm if warmup else 1.0) * decay * self.lr_scale
 
     def field_is_finite(self) -> bool:
         return all_finite(p.detach() for p in self.parameters())

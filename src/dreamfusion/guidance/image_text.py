@@ -33,6 +33,7 @@ class ToyGuide:
         from ..retrieval.model import caption_indices
         self.model = model.eval().requires_grad_(False)
         self.index = caption_indices()
+        self.classes = [model.heads[k].out_features for k in self.HEADS]  # 6, 6, 7
 
     def to(self, device) -> "ToyGuide":
         self.model = self.model.to(device)
@@ -57,7 +58,7 @@ class ToyGuide:
         for text in texts:
             k = CAPTIONS.index(parse_caption(text).obj.text)
             parts = [self._unit_centred(F.one_hot(idx[k], n).float())
-                     for idx, n in zip(self.index, (6, 6, 7))]
+                     for idx, n in zip(self.index, self.classes)]
             rows.append(torch.cat(parts) / math.sqrt(3))
         return torch.stack(rows).to(next(self.model.parameters()).device)
 
