@@ -40,26 +40,30 @@ def test_sds_loss_passes_a_non_finite_gradient_on_to_the_loss():
     assert not torch.isfinite(sds_loss(x, torch.tensor([[float("nan"), 1.0]])))
 
 
-def test_score_distillation_gradient_matches_formula():
+@pytest.mark.parametrize("k", [1, 3])
+def test_score_distillation_gradient_matches_formula(k):
+    """w(t) (eps_hat - eps) / B per image, averaged over K draws of (t, eps)."""
     backend = LinearBackend()
     cfg = GuidanceConfig(guidance_scale=7.5, weighting="sds", t_min=0.02, t_min_start=0.02,
-                         t_max=0.98, t_max_final=0.98)
+                         t_max=0.98, t_max_final=0.98, noise_samples=k)
     images = torch.rand(2, 3, 8, 8, requires_grad=True)
     cond, uncond = backend.encode_text(["a red cube", "a red cube"]), backend.encode_text(["", ""])
     gen = torch.Generator().manual_seed(3)
     out = score_distillation(backend, images, cond, uncond, cfg, 0, 10, gen)
     out["sds"].backward()
-    # Recompute t and eps from the same generator stream.
+    # Recompute t and eps from the same generator stream: draw j of image i is row j B + i.
     gen = torch.Generator().manual_seed(3)
-    t = torch.randint(20, 980, (2,), generator=gen)
+    t = torch.randint(20, 980, (2 * k,), generator=gen)
     assert torch.equal(t, out["t"])
-    eps = torch.randn(2, 3, 8, 8, generator=gen)
+    eps = torch.randn(2 * k, 3, 8, 8, generator=gen)
     acp = backend.alphas_cumprod[t].reshape(-1, 1, 1, 1)
-    x = images.detach() * 2 - 1
+    x = (images.detach() * 2 - 1).repeat(k, 1, 1, 1)
     z = acp.sqrt() * x + (1 - acp).sqrt() * eps
-    eps_c, eps_u = backend.predict_noise(z, t, cond), backend.predict_noise(z, t, uncond)
+    cond_k, uncond_k = cond.repeat(k, 1), uncond.repeat(k, 1)
+    eps_c, eps_u = backend.predict_noise(z, t, cond_k), backend.predict_noise(z, t, uncond_k)
     eps_hat = eps_u + 7.5 * (eps_c - eps_u)
-    expected = (1 - acp) * (eps_hat - eps) / 2 * 2  # d latents / d images = 2
+    per_draw = (1 - acp) * (eps_hat - eps) / 2 * 2  # d latents / d images = 2
+    expected = per_draw.reshape(k, 2, 3, 8, 8).mean(0)
     assert torch.allclose(images.grad, expected, atol=1e-5)
 
 

@@ -53,6 +53,21 @@ def test_batch_uses_each_samples_own_bank():
     assert torch.allclose(x0[0], -torch.ones(3, 4, 4)) and torch.allclose(x0[1], torch.ones(3, 4, 4))
 
 
+def test_mixed_batch_matches_brute_force_row_by_row():
+    """Interleaved banks and timesteps in one batch (as with several noise draws per
+    render): each row is its own bank's posterior mean at its own t."""
+    gen = torch.Generator().manual_seed(4)
+    banks = [torch.rand(5, 3, 4, 4, generator=gen), torch.rand(3, 3, 4, 4, generator=gen)]
+    prior = prior_with_bank({"a": banks[0], "b": banks[1]})
+    ids, ts = torch.tensor([1, 0, 1, 0, 1]), torch.tensor([100, 700, 450, 30, 900])
+    z = torch.randn(5, 3, 4, 4, generator=gen)
+    got = prior.posterior_mean(z, ts, ids)
+    for row, (k, t) in enumerate(zip(ids.tolist(), ts.tolist())):
+        acp = prior.alphas_cumprod[t]
+        want = brute_force_posterior_mean(z[row], acp.sqrt(), 1 - acp, banks[k] * 2 - 1)
+        assert torch.allclose(got[row], want, atol=1e-5)
+
+
 def test_banks_are_built_from_captions_deterministically():
     a, b = ToyPrior(size=8, bank_size=6, uncond_bank_size=10), ToyPrior(size=8, bank_size=6, uncond_bank_size=10)
     ids = a.encode_text(["a red cube", "", "A Red Cube ", "a red cube, side view"])

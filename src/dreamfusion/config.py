@@ -106,6 +106,9 @@ class GuidanceConfig:
     """Upper end of the time range at the start of training."""
     t_max_final: float = 0.35
     """Upper end at the end of training (linear anneal from t_max); = t_max disables."""
+    noise_samples: int = 1
+    """Draws of (t, eps) per render, their SDS gradients averaged: less noise for the
+    price of K prior calls (cheap for the toy prior, K U-Net passes for a real one)."""
     weighting: Literal["sds", "uniform"] = "sds"
     """w(t): `sds` = sigma_t^2 = 1 - alphabar_t (paper), `uniform` = 1."""
     grad_clip: float = 0.0

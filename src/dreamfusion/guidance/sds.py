@@ -61,18 +61,24 @@ def score_distillation(backend: DiffusionBackend, images: Tensor, cond: Tensor,
                        generator: torch.Generator | None = None) -> dict[str, Tensor]:
     """SDS on renders (B, 3, H, W) in [0, 1] with text embeddings cond / uncond (B, ...).
 
-    Returns {'sds': loss, 't': timesteps (B,)}; gradient of 'sds' w.r.t. the encoded
-    images is w(t) (eps_hat - eps) / B.
+    Returns {'sds': loss, 't': timesteps (K B,)}; gradient of 'sds' w.r.t. the encoded
+    images is w(t) (eps_hat - eps) / B, averaged over K = `cfg.noise_samples` draws of
+    t and eps per image (K = 1: the paper's single draw).
     """
     latents = backend.encode_images(images)
+    k, b = cfg.noise_samples, latents.shape[0]
+    # K draws of (t, eps) per render, one batched prior call; their gradients are averaged
+    x = latents.detach().repeat(k, *([1] * (latents.dim() - 1)))  # (K B, ...)
     acp = backend.alphas_cumprod
     lo, hi = t_range(cfg, step, total_steps)
-    t = sample_timesteps(latents.shape[0], lo, hi, acp.shape[0], generator, latents.device)
-    eps = torch.randn(latents.shape, generator=generator).to(latents)
+    t = sample_timesteps(k * b, lo, hi, acp.shape[0], generator, latents.device)
+    eps = torch.randn(x.shape, generator=generator).to(latents)
     a = acp[t].reshape(-1, *([1] * (latents.dim() - 1)))
-    z_t = a.sqrt() * latents.detach() + (1 - a).sqrt() * eps
-    eps_hat = guided_noise(backend, z_t, t, cond, uncond, cfg.guidance_scale)
+    z_t = a.sqrt() * x + (1 - a).sqrt() * eps
+    eps_hat = guided_noise(backend, z_t, t, cond.repeat(k, *([1] * (cond.dim() - 1))),
+                           uncond.repeat(k, *([1] * (uncond.dim() - 1))), cfg.guidance_scale)
     grad = sds_weight(acp, t, cfg.weighting).reshape_as(a) * (eps_hat - eps)
     if cfg.grad_clip > 0:
         grad = grad.clamp(-cfg.grad_clip, cfg.grad_clip)
+    grad = grad.reshape(k, *latents.shape).mean(0)
     return {"sds": sds_loss(latents, grad), "t": t}
