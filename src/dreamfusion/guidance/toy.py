@@ -88,13 +88,11 @@ class ToyPrior(DiffusionBackend):
         alpha, var = acp.sqrt(), 1 - acp
         z = z_t.reshape(z_t.shape[0], -1)
         out = torch.empty_like(z)
-        for bank_id in text_emb.unique().tolist():  # one matrix product per bank
-            rows = (text_emb == bank_id).nonzero()[:, 0]
-            bank, sq = self._banks[bank_id], self._sqnorms[bank_id]
-            a, v = alpha[rows, None], var[rows, None]
+        for b in range(z.shape[0]):
+            bank, sq = self._banks[int(text_emb[b])], self._sqnorms[int(text_emb[b])]
             # |z - a x_i|^2 = |z|^2 - 2 a z.x_i + a^2 |x_i|^2; |z|^2 cancels in the softmax.
-            logits = (2 * a * (z[rows] @ bank.T) - a ** 2 * sq) / (2 * v)  # (rows, N)
-            out[rows] = torch.softmax(logits, dim=-1) @ bank
+            logits = (2 * alpha[b] * (bank @ z[b]) - alpha[b] ** 2 * sq) / (2 * var[b])
+            out[b] = torch.softmax(logits, dim=0) @ bank
         return out.reshape_as(z_t)
 
     def predict_noise(self, z_t: Tensor, t: Tensor, text_emb: Tensor) -> Tensor:
