@@ -23,7 +23,7 @@ import math
 import torch
 
 from dreamfusion.cameras import Cameras
-from dreamfusion.cli import parse_value
+from dreamfusion.cli import UserError, parse_set
 from dreamfusion.config import override, preset
 from dreamfusion.guidance.sds import score_distillation
 from dreamfusion.render import Shading, render_model
@@ -94,14 +94,10 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
     cfg = override(preset("fast"), caption=args.caption, device="cpu", preview_every=0)
-    changes = {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        current = cfg
-        for part in key.split("."):
-            current = getattr(current, part)
-        changes[key] = parse_value(key, value, current)
-    cfg = override(cfg, **changes)
+    try:
+        cfg = override(cfg, **parse_set(args.set, cfg))
+    except UserError as err:
+        ap.error(str(err))
     trainer = Trainer(cfg, build_backend(cfg, torch.device("cpu")), torch.device("cpu"))
     set_exact_object(trainer.field, parse_caption(args.caption).obj)
     print(f"SDS torque on the exact '{args.caption}', {args.samples} samples per row "

@@ -56,6 +56,11 @@ def guided_noise(backend: DiffusionBackend, z_t: Tensor, t: Tensor, cond: Tensor
     return eps_u + scale * (eps_c - eps_u)
 
 
+def tile(x: Tensor, k: int) -> Tensor:
+    """(B, ...) -> (K B, ...): the batch repeated k times, copy j in rows j B .. j B + B-1."""
+    return x.repeat(k, *([1] * (x.dim() - 1)))
+
+
 def score_distillation(backend: DiffusionBackend, images: Tensor, cond: Tensor,
                        uncond: Tensor, cfg: GuidanceConfig, step: int, total_steps: int,
                        generator: torch.Generator | None = None) -> dict[str, Tensor]:
@@ -68,15 +73,14 @@ def score_distillation(backend: DiffusionBackend, images: Tensor, cond: Tensor,
     latents = backend.encode_images(images)
     k, b = cfg.noise_samples, latents.shape[0]
     # K draws of (t, eps) per render, one batched prior call; their gradients are averaged
-    x = latents.detach().repeat(k, *([1] * (latents.dim() - 1)))  # (K B, ...)
+    x = tile(latents.detach(), k)  # (K B, ...)
     acp = backend.alphas_cumprod
     lo, hi = t_range(cfg, step, total_steps)
     t = sample_timesteps(k * b, lo, hi, acp.shape[0], generator, latents.device)
     eps = torch.randn(x.shape, generator=generator).to(latents)
     a = acp[t].reshape(-1, *([1] * (latents.dim() - 1)))
     z_t = a.sqrt() * x + (1 - a).sqrt() * eps
-    eps_hat = guided_noise(backend, z_t, t, cond.repeat(k, *([1] * (cond.dim() - 1))),
-                           uncond.repeat(k, *([1] * (uncond.dim() - 1))), cfg.guidance_scale)
+    eps_hat = guided_noise(backend, z_t, t, tile(cond, k), tile(uncond, k), cfg.guidance_scale)
     grad = sds_weight(acp, t, cfg.weighting).reshape_as(a) * (eps_hat - eps)
     if cfg.grad_clip > 0:
         grad = grad.clamp(-cfg.grad_clip, cfg.grad_clip)
