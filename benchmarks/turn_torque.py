@@ -85,6 +85,17 @@ def summary(values: torch.Tensor) -> tuple[float, float, float]:
     return float(core.mean()), err, float(v.median())
 
 
+def cpu_trainer(ap: argparse.ArgumentParser, caption: str, sets: list[str]) -> Trainer:
+    """A Trainer of the default preset on the CPU with --set overrides (bad ones are a
+    usage error of `ap`)."""
+    cfg = override(preset("fast"), caption=caption, device="cpu", preview_every=0)
+    try:
+        cfg = override(cfg, **parse_set(sets, cfg))
+    except UserError as err:
+        ap.error(str(err))
+    return Trainer(cfg, build_backend(cfg, torch.device("cpu")), torch.device("cpu"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("caption")
@@ -93,12 +104,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=500)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
-    cfg = override(preset("fast"), caption=args.caption, device="cpu", preview_every=0)
-    try:
-        cfg = override(cfg, **parse_set(args.set, cfg))
-    except UserError as err:
-        ap.error(str(err))
-    trainer = Trainer(cfg, build_backend(cfg, torch.device("cpu")), torch.device("cpu"))
+    trainer = cpu_trainer(ap, args.caption, args.set)
     set_exact_object(trainer.field, parse_caption(args.caption).obj)
     print(f"SDS torque on the exact '{args.caption}', {args.samples} samples per row "
           f"(x1e-3 per degree; positive = turned back)\n")
