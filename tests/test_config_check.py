@@ -68,6 +68,8 @@ def test_unknown_keys_and_wrong_types_are_named(data, key):
     ({"cameras": {"dist_range": [3.0, 2.0]}}, "cameras.dist_range"),
     ({"faults": {"lr_factor": 0.0}}, "faults.lr_factor"),
     ({"optim": {"lr_density": float("nan")}}, "optim.lr_density"),
+    ({"render": {"formation_size": 4}}, "render.formation_size"),
+    ({"render": {"formation_steps": [0.6, 0.2]}}, "render.formation_steps"),
 ])
 def test_values_out_of_range_are_named(changes, key):
     with pytest.raises(ConfigError, match=key):

@@ -27,6 +27,22 @@ def test_a_step_updates_the_field_for_every_background(background):
         assert any(p.grad is not None for p in trainer.background.parameters())
 
 
+def test_formation_steps_render_larger_against_a_prior_of_that_size():
+    """render.formation_size: steps [2, 5) of 10 render at 12 px against a toy prior with
+    12-px photos; the other steps at the run's 8 px against the run's prior."""
+    trainer = tiny_trainer(**{"render.formation_size": 12,
+                              "render.formation_steps": (0.2, 0.5)})
+    sizes = []
+    for _ in range(7):
+        size, backend, _ = trainer.step_guide()
+        sizes.append(size)
+        assert backend.size == size
+        losses = trainer.train_step()
+        assert torch.isfinite(torch.tensor(losses["sds"]))
+    assert sizes == [8, 8, 12, 12, 12, 8, 8]
+    assert tiny_trainer().formation_guide is None  # off by default: nothing extra built
+
+
 def test_state_dict_round_trip_restores_the_field():
     a, b = tiny_trainer(), tiny_trainer()
     for _ in range(3):

@@ -48,6 +48,12 @@ class RenderConfig:
     samples: int = 32
     """Stratified samples per ray, between the ray's entry and exit of the box around
     the occupied part of the field (within the unit sphere)."""
+    formation_size: int = 0
+    """Render size (and, for the toy prior, photo size) during the formation steps; 0 =
+    the run's size throughout. Larger renders while the shape forms keep a pyramid from
+    settling turned (docs/DESIGN-NOTES.md), for a little more time per run."""
+    formation_steps: tuple[float, float] = (0.125, 0.5)
+    """The formation steps: [start, end) as fractions of the run."""
     background: Literal["white", "black", "random", "learned"] = "white"
     """Background: a fixed colour, a random solid colour per image, or an MLP of the
     ray direction trained with the field (the paper's choice)."""

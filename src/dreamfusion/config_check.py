@@ -109,6 +109,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "field.blob_radius": _POSITIVE, "field.blob_exponent": _POSITIVE,
     "field.init_noise": _AT_LEAST_0,
     "render.samples": _between(2, 1024),
+    "render.formation_size": ((lambda v: v == 0 or 8 <= v <= 512), "0 (off) or between 8 and 512"),
     "shading.albedo_only_fraction": _FRACTION, "shading.shaded_probability": _FRACTION,
     "shading.textureless_probability": _FRACTION, "shading.ambient": _AT_LEAST_0,
     "shading.diffuse": _AT_LEAST_0, "shading.light_jitter": _AT_LEAST_0,
@@ -169,6 +170,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     if not 0 < lo <= hi:
         raise ConfigError(f"cameras.dist_range must be [low, high] with 0 < low <= high, "
                           f"got {[lo, hi]}")
+    lo, hi = cfg.render.formation_steps
+    if not 0 <= lo <= hi <= 1:
+        raise ConfigError(f"render.formation_steps must be [start, end] fractions of the run "
+                          f"with 0 <= start <= end <= 1, got {[lo, hi]}")
     _ordered(cfg, "guidance.t_min", "guidance.t_max_final")
     _ordered(cfg, "guidance.t_min_start", "guidance.t_max")
     if cfg.method != "dreamfusion" and cfg.guidance.backend != "toy":

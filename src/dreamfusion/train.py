@@ -32,12 +32,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_backend(cfg: RunConfig, device: torch.device) -> DiffusionBackend:
-    """One explicit mapping from backend name to class."""
+def build_backend(cfg: RunConfig, device: torch.device, size: int = 0) -> DiffusionBackend:
+    """One explicit mapping from backend name to class; `size` = the toy prior's photo
+    size when it is not the run's."""
     g = cfg.guidance
     if g.backend == "toy":
         from .guidance.toy import ToyPrior
-        return ToyPrior(cfg.size, g.bank_size, g.uncond_bank_size, g.prior_seed, device)
+        return ToyPrior(size or cfg.size, g.bank_size, g.uncond_bank_size, g.prior_seed, device)
     if g.backend in ("sd", "if"):
         if g.backend == "sd":
             from .guidance.stable_diffusion import DEFAULT_MODEL
@@ -134,6 +135,7 @@ class Trainer:
             self.prompts = PromptSet(self.backend, cfg.caption, cfg.guidance.view_prompts,
                                      cfg.guidance.negative_prompt)
             self.backend.release_text_encoder()  # every prompt is embedded now
+            self.formation_guide = self.guide_at(cfg.render.formation_size)
         else:
             self.guide = self.backend or load_guide(cfg.clip, self.device)
             self.text = self.guide.embed_text([cfg.caption])[0]
@@ -151,6 +153,26 @@ class Trainer:
             self.background = LearnedBackground().to(self.device)
             groups.append((list(self.background.parameters()), cfg.optim.lr_background, False))
         return groups
+
+    def guide_at(self, size: int) -> tuple[DiffusionBackend, PromptSet] | None:
+        """(backend, prompts) for renders of `size` during formation, or None when off.
+        The toy prior needs photos of that size, so it gets a second one; real priors
+        resize any render themselves."""
+        if size == 0 or size == self.cfg.size:
+            return None
+        if self.cfg.guidance.backend != "toy":
+            return self.backend, self.prompts
+        g = self.cfg.guidance
+        backend = build_backend(self.cfg, self.device, size)
+        return backend, PromptSet(backend, self.cfg.caption, g.view_prompts, g.negative_prompt)
+
+    def step_guide(self) -> tuple[int, DiffusionBackend, PromptSet]:
+        """(render size, backend, prompts) for this step."""
+        cfg = self.cfg
+        start, end = cfg.render.formation_steps
+        if self.formation_guide and start * cfg.steps <= self.step < end * cfg.steps:
+            return (cfg.render.formation_size, *self.formation_guide)
+        return cfg.size, self.backend, self.prompts
 
     # -- one step -------------------------------------------------------------------
     def background_for(self, cams: Cameras, size: int) -> Tensor:
@@ -211,12 +233,13 @@ class Trainer:
         shading = to_device(sample_shading(cfg.shading, cams, self.step, total, self.generator),
                             self.device)
         cams = cams.to(self.device)
-        # 2. render the field
-        out = render_model(self.field, cams, cfg.size, cfg.render.samples, shading,
-                           self.background_for(cams, cfg.size), self.generator)
+        # 2. render the field (larger while the shape forms, if so configured)
+        size, backend, prompts = self.step_guide()
+        out = render_model(self.field, cams, size, cfg.render.samples, shading,
+                           self.background_for(cams, size), self.generator)
         # 3. score distillation against the caption (view-dependent prompt per camera)
-        cond, uncond = self.prompts.for_cameras(cams, plain)
-        losses = score_distillation(self.backend, out["image"], cond, uncond, cfg.guidance,
+        cond, uncond = prompts.for_cameras(cams, plain)
+        losses = score_distillation(backend, out["image"], cond, uncond, cfg.guidance,
                                     self.step, total, self.generator)
         # 4. regularisers
         terms = {"sds": losses["sds"], "orientation": out["orientation"],
