@@ -70,23 +70,22 @@ def test_turn_mode_tells_aligned_from_turned_and_prints_its_table():
     import torch
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from turn_mode import four_fold_mode
+    from turn_torque import turn_about_y
 
     from dreamfusion.toyworld.captions import parse_caption
     from dreamfusion.toyworld.geometry import sdf
     from dreamfusion.toyworld.world import grid_points
 
-    pts = grid_points(64, 1.0)
+    pts = grid_points(64, 1.0).reshape(-1, 3)
     shape = parse_caption("a green pyramid").obj.shape
 
     def mode(turn_deg):
-        c, s = math.cos(math.radians(turn_deg)), math.sin(math.radians(turn_deg))
-        x, y, z = pts[..., 0], pts[..., 1], pts[..., 2]
-        turned = torch.stack([c * x - s * z, y, s * x + c * z], -1).reshape(-1, 3)
+        turned = turn_about_y(pts, torch.tensor(math.radians(turn_deg)))
         return four_fold_mode((sdf(shape, turned).reshape(64, 64, 64) < 0).float() * 10, 1.0)
 
     assert mode(0)[0] > 0.25 and mode(45)[0] < -0.25
     assert abs(abs(mode(20)[2]) - 20) < 1.5
     out = run_script("benchmarks/turn_mode.py", "a green pyramid", "--every", "2",
                      "--set", "steps=4", "--set", "size=16")
-    rows = [line for line in out.splitlines() if line.startswith("| 2 |") or line.startswith("| 4 |")]
+    rows = [line for line in out.splitlines() if line.startswith(("| 2 |", "| 4 |"))]
     assert len(rows) == 2 and all(math.isfinite(float(r.split("|")[2])) for r in rows)
