@@ -64,3 +64,29 @@ def test_shading_schedule():
     assert abs(float(late.textureless[shaded].float().mean()) - 0.5) < 0.04
     assert not late.textureless[~shaded].any()
     assert torch.allclose(late.light_dirs.norm(dim=-1), torch.ones(4000), atol=1e-5)
+
+
+def test_mirror_x_keeps_the_trained_field_symmetric():
+    """field.mirror_x: after steps from a noisy start, density and albedo equal their
+    x-mirror images (and the field without it does not)."""
+    def trained(mirror):
+        trainer = tiny_trainer(**{"field.mirror_x": mirror, "field.init_noise": 0.5})
+        for _ in range(3):
+            trainer.train_step()
+        return trainer.field
+    field = trained(True)
+    sigma, albedo = field.density_grid(), torch.sigmoid(field.albedo_raw)
+    assert torch.allclose(sigma, sigma.flip(0), atol=1e-5)
+    assert torch.allclose(albedo, albedo.flip(1), atol=1e-5)
+    plain = trained(False).density_grid()
+    assert not torch.allclose(plain, plain.flip(0), atol=1e-3)
+
+
+def test_plain_cameras_start_after_their_fraction_of_the_steps():
+    trainer = tiny_trainer(**{"guidance.plain_camera_fraction": 1.0,
+                              "guidance.plain_camera_start": 0.5})
+    masks = []
+    for step in range(10):
+        trainer.step = step
+        masks.append(bool(trainer.sample_step_cameras()[1].any()))
+    assert masks == [False] * 5 + [True] * 5

@@ -39,6 +39,10 @@ class FieldConfig:
     give a rounded box aligned with the world axes."""
     init_noise: float = 0.0
     """Std of Gaussian noise added to the initial grids."""
+    mirror_x: bool = False
+    """Keep the field symmetric under x -> -x (each grid averaged with its mirror image,
+    so gradients are symmetrised too). Every toy-world object and its photo
+    distribution have this symmetry; real captions need not, so SD / IF keep it off."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,10 @@ class GuidanceConfig:
     cameras and view prompts. With uniform cameras nothing pins the turn of a cube
     about the vertical axis; matching the plain caption's front-biased photos with
     front-biased cameras does (cube IoU 0.67-0.70 -> 0.81-0.82; docs/DESIGN-NOTES.md)."""
+    plain_camera_start: float = 0.0
+    """Fraction of the steps before which no camera is plain (all uniform with view
+    prompts): the front-biased cameras at the large t of the early steps favour a
+    corner-on turn of a cube or pyramid (docs/DESIGN-NOTES.md)."""
     negative_prompt: str = ""
     """Text of the unconditional branch (empty = the true unconditional)."""
     bank_size: int = 128

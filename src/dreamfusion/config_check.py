@@ -117,6 +117,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "guidance.guidance_scale": _AT_LEAST_0, "guidance.t_min": _TIME,
     "guidance.t_min_start": _TIME, "guidance.t_max": _TIME, "guidance.t_max_final": _TIME,
     "guidance.grad_clip": _AT_LEAST_0, "guidance.plain_camera_fraction": _FRACTION,
+    "guidance.plain_camera_start": _FRACTION,
     "guidance.bank_size": _AT_LEAST_1, "guidance.uncond_bank_size": _AT_LEAST_1,
     "guidance.prior_seed": _AT_LEAST_0, "guidance.noise_samples": _AT_LEAST_1,
     "reg.orientation": _AT_LEAST_0, "reg.opacity": _AT_LEAST_0, "reg.tv": _AT_LEAST_0,

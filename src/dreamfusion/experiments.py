@@ -269,6 +269,8 @@ def run_experiment(name: str, quick: bool, seeds: list[int], jobs: int, root: Pa
     from .retrieval.model import load_named
     grid = (table1_grid(quick, seeds, methods, subset) if name == "table1"
             else ablation_grid(quick, seeds))
+    # A quick or subset grid writes its own section and figure, beside the full grid's.
+    variant = name + ("-quick" if quick else f"-subset{subset}" if subset else "")
     codes = execute(grid, root, jobs, extra, log)
     model = load_named("toy-a")
     others = {"b": load_named("toy-b")} if name == "table1" else None
@@ -278,7 +280,7 @@ def run_experiment(name: str, quick: bool, seeds: list[int], jobs: int, root: Pa
         text = table1_markdown(rows, gt, quick)
         methods = [m for m in TABLE1_METHODS if any(r.setting == m for r in grid)]
         figure = settings_figure(grid, root, (results.parent if results else root)
-                                 / f"table1{'-quick' if quick else ''}.png", methods)
+                                 / f"{variant}.png", methods)
         if figure is not None:
             rows_named = ", ".join(TABLE1_METHODS[m][0] for m in methods)
             text += (f"\n![{grid[0].caption}, seed {grid[0].seed}, one run per method, top "
@@ -287,7 +289,7 @@ def run_experiment(name: str, quick: bool, seeds: list[int], jobs: int, root: Pa
         data = {"rows": rows, "gt_photos": gt}
     else:
         figure = settings_figure(grid, root, (results.parent if results else root)
-                                 / f"ablation{'-quick' if quick else ''}.png", ABLATION)
+                                 / f"{variant}.png", ABLATION)
         text = ablation_markdown(rows, quick)
         if figure is not None:
             text += (f"\n![one run per setting, top to bottom (i) to (iv); rows: albedo, "
@@ -296,6 +298,6 @@ def run_experiment(name: str, quick: bool, seeds: list[int], jobs: int, root: Pa
     runs.write_json(root / f"{name}.json", data)
     runs.atomic_write_bytes(root / f"{name}.md", text.encode())
     if results is not None:
-        write_section(results, f"{name}{'-quick' if quick else ''}", text)
+        write_section(results, variant, text)
     log(text)
     return data

@@ -55,7 +55,10 @@ class GridField(nn.Module):
             if total is not None:
                 g = g + upsample(total, g.shape[-1])
             total = g
-        return upsample(total, self.cfg.resolution)
+        total = upsample(total, self.cfg.resolution)
+        if self.cfg.mirror_x:  # axis 1 of (C, R, R, R) is x, its cells symmetric about 0
+            total = (total + total.flip(1)) / 2
+        return total
 
     @property
     def density_raw(self) -> Tensor:

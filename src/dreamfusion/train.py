@@ -194,7 +194,7 @@ class Trainer:
         cams = sample_cameras(cfg.batch_size, cfg.cameras, self.generator)
         frac = cfg.guidance.plain_camera_fraction
         plain = torch.zeros(cfg.batch_size, dtype=torch.bool)
-        if frac <= 0:
+        if frac <= 0 or self.step < cfg.guidance.plain_camera_start * cfg.steps:
             return cams, plain
         plain = torch.rand(cfg.batch_size, generator=self.generator) < frac
         photo = sample_front_biased_cameras(cfg.batch_size, self.generator,
