@@ -13,27 +13,11 @@ atan2(B, A) / 4. Used for docs/DESIGN-NOTES.md ("The turn of a cube or pyramid")
 from __future__ import annotations
 
 import argparse
-import math
 
 import torch
-from torch import Tensor
 from turn_torque import cpu_trainer
 
-from dreamfusion.toyworld.world import grid_points
-
-
-def four_fold_mode(density: Tensor, bound: float, threshold: float = 5.0
-                   ) -> tuple[float, float, float]:
-    """(A, B, turn in degrees) of a density grid (R, R, R) indexed like grid_points."""
-    p = grid_points(density.shape[-1], bound).to(density.device)
-    x, y, z = p[..., 0], p[..., 1], p[..., 2]
-    rho2 = x * x + z * z
-    phi = torch.atan2(z, x)
-    weight = ((density > threshold) & (y > -0.45) & (y < 0.0) & (rho2 > 0.15**2)).float() * rho2
-    total = weight.sum().clamp(min=1e-9)
-    a = float(-(weight * torch.cos(4 * phi)).sum() / total)
-    b = float(-(weight * torch.sin(4 * phi)).sum() / total)
-    return a, b, math.degrees(math.atan2(b, a)) / 4
+from dreamfusion.canonical import four_fold_mode
 
 
 def main() -> None:

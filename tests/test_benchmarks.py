@@ -69,7 +69,7 @@ def test_turn_mode_tells_aligned_from_turned_and_prints_its_table():
 
     import torch
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from turn_mode import four_fold_mode
+    from dreamfusion.canonical import four_fold_mode
     from turn_torque import turn_about_y
 
     from dreamfusion.toyworld.captions import parse_caption

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from . import media
 from .cameras import Cameras, ring_cameras
+from .canonical import snap_turn
 from .config import ExportConfig
 from .field import GridField
 from .mesh import color_vertices, extract_mesh, write_meshes
@@ -92,6 +93,9 @@ def render_views(field, cfg: ExportConfig, samples: int = 64) -> Tensor:
 
 def export_run(field, cfg: ExportConfig, run_dir: Path):
     """For a GridField or a MeshModel: write mesh.{glb,obj,ply}, turntable.{mp4|gif} and views.png; return (mesh, paths)."""
+    turn = 0.0
+    if cfg.snap_turn and isinstance(field, GridField):
+        field, turn = snap_turn(field)
     mesh, threshold = export_mesh(field, cfg)
     paths = {k: str(v) for k, v in write_meshes(mesh, run_dir, "mesh").items()}
     frames = media.to_uint8(render_turntable(field, cfg))
@@ -99,4 +103,7 @@ def export_run(field, cfg: ExportConfig, run_dir: Path):
     views = media.image_grid(render_views(field, cfg), nrow=8)
     media.write_png(views, run_dir / "views.png")
     paths["views"] = str(run_dir / "views.png")
-    return mesh, {"threshold": threshold, "files": paths}
+    info = {"threshold": threshold, "files": paths}
+    if cfg.snap_turn:
+        info["turn_snapped_deg"] = round(turn, 1)
+    return mesh, info
