@@ -9,13 +9,14 @@ fields without a clear four-fold mode (spheres, cones, ...) are left as they are
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .field import GridField, upsample
+from .field import GridField
 from .toyworld.world import grid_points
 
 SNAP_MIN_AMPLITUDE = 0.1
@@ -44,34 +45,40 @@ def four_fold_mode(density: Tensor, bound: float, threshold: float = 5.0
     return a, b, math.degrees(math.atan2(b, a)) / 4
 
 
+def turn_points_about_y(points: Tensor, degrees: float) -> Tensor:
+    """Points (..., 3) turned about y: x' = c x - s z, z' = s x + c z."""
+    a = math.radians(degrees)
+    c, s = math.cos(a), math.sin(a)
+    x, z = points[..., 0], points[..., 2]
+    return torch.stack([c * x - s * z, points[..., 1], s * x + c * z], dim=-1)
+
+
+@torch.no_grad()
 def turned_field(field: GridField, degrees: float) -> GridField:
     """A copy of `field` turned about y, as single full-resolution grids: its four-fold
     turn (four_fold_mode) is the original's minus `degrees`."""
     cfg = field.cfg
     r = cfg.resolution
-    copy = GridField(type(cfg)(**{**cfg.__dict__, "density_levels": (r,),
-                                  "albedo_levels": (r,), "blob_density": 0.0,
-                                  "mirror_x": False}))
-    a = math.radians(degrees)
-    pts = grid_points(r, cfg.bound).to(field.device)
+    copy = GridField(dataclasses.replace(cfg, density_levels=(r,), albedo_levels=(r,),
+                                         blob_density=0.0, mirror_x=False))
     # The copy at p is the original at p turned by the angle.
-    x, z = pts[..., 0], pts[..., 2]
-    back = torch.stack([math.cos(a) * x - math.sin(a) * z, pts[..., 1],
-                        math.sin(a) * x + math.cos(a) * z], dim=-1)
-    raw = torch.cat([field.density_raw[None], field.albedo_raw]).detach()
+    back = turn_points_about_y(grid_points(r, cfg.bound).to(field.device), degrees)
+    raw = torch.cat([field.density_raw[None], field.albedo_raw])
     coords = (back.reshape(1, r, r, r, 3)[..., [2, 1, 0]] / cfg.bound)
     # grid_sample's output (1, C, D, H, W) follows coords' (r, r, r) = our (x, y, z) order.
     out = F.grid_sample(raw[None], coords, mode="bilinear", padding_mode="border",
                         align_corners=False)[0]
-    with torch.no_grad():
-        copy.density_levels[0].copy_(upsample(out[:1], r)[0])
-        copy.albedo_levels[0].copy_(out[1:])
+    copy.density_levels[0].copy_(out[0])
+    copy.albedo_levels[0].copy_(out[1:])
     return copy.to(field.device)
 
 
-def snap_turn(field: GridField) -> tuple[GridField, float]:
+def snap_turn(field) -> tuple:
     """(field turned so that its four-fold mode is aligned, the turn it had in degrees);
-    the field itself and 0.0 when it has no clear four-fold mode."""
+    the model itself and 0.0 when it is not a GridField (a mesh model) or has no clear
+    four-fold mode."""
+    if not isinstance(field, GridField):
+        return field, 0.0
     with torch.no_grad():
         a, b, turn = four_fold_mode(field.density_grid(), field.cfg.bound)
     if math.hypot(a, b) < SNAP_MIN_AMPLITUDE or abs(turn) < 0.5:

@@ -16,7 +16,6 @@ from torch import Tensor
 
 from .cameras import ring_cameras
 from .canonical import snap_turn
-from .field import GridField
 from .toyworld.captions import CaptionError, parse_caption
 
 EVAL_ELEVATION, EVAL_VIEWS, EVAL_SIZE = 30.0, 8, 64
@@ -102,7 +101,7 @@ def evaluate_run(run_dir: Path, model, others: dict | None = None) -> dict:
     from .pipeline import load_field
     cfg = runs.load_config(run_dir)
     field = load_field(override_device(cfg), run_dir, log=lambda msg: None)
-    if cfg.export.snap_turn and isinstance(field, GridField):
+    if cfg.export.snap_turn:
         field, _ = snap_turn(field)  # score what the export wrote
     with torch.no_grad():
         views = render_eval_views(field)

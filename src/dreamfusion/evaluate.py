@@ -141,16 +141,14 @@ def best_yaw_iou(vox: np.ndarray, shape: str, res: int, step_deg: float = 5.0
     """Diagnostic, not a score: (IoU, angle) of the true shape turned about y by the
     angle in [0, 90) that fits `vox` best. Tells a rotated but well-formed cube or
     pyramid from a badly formed one."""
+    from .canonical import turn_points_about_y
     from .toyworld.geometry import inside
     from .toyworld.world import grid_points
     pts = grid_points(res, 1.0).reshape(-1, 3)
     best = (-1.0, 0.0)
     for deg in np.arange(0.0, 90.0, step_deg):
-        a = np.radians(deg)
-        c, s_ = float(np.cos(a)), float(np.sin(a))
         # Turn the query points by -angle: the shape is then turned by +angle.
-        turned = pts.clone()
-        turned[:, 0], turned[:, 2] = c * pts[:, 0] - s_ * pts[:, 2], s_ * pts[:, 0] + c * pts[:, 2]
+        turned = turn_points_about_y(pts, float(deg))
         occ = inside(shape, turned).reshape(res, res, res).numpy()
         best = max(best, (volume_iou(vox, occ), float(deg)))
     return best

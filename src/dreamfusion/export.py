@@ -15,6 +15,7 @@ from .mesh import color_vertices, extract_mesh, write_meshes
 from .render import Shading, render_chunked, render_rows
 from .toyworld.world import grid_points
 
+
 def threshold_cameras() -> Cameras:
     """16 views (three elevations) over which hard silhouettes are matched to opacity."""
     ring = ring_cameras(8, el=20.0)
@@ -94,7 +95,7 @@ def render_views(field, cfg: ExportConfig, samples: int = 64) -> Tensor:
 def export_run(field, cfg: ExportConfig, run_dir: Path):
     """For a GridField or a MeshModel: write mesh.{glb,obj,ply}, turntable.{mp4|gif} and views.png; return (mesh, paths)."""
     turn = 0.0
-    if cfg.snap_turn and isinstance(field, GridField):
+    if cfg.snap_turn:
         field, turn = snap_turn(field)
     mesh, threshold = export_mesh(field, cfg)
     paths = {k: str(v) for k, v in write_meshes(mesh, run_dir, "mesh").items()}
