@@ -3,6 +3,7 @@
     python benchmarks/toyworld_shapes.py                       # the six single-colour shapes
     python benchmarks/toyworld_shapes.py --janus               # red cube with yellow front, +- view prompts
     python benchmarks/toyworld_shapes.py --captions "a green cone" --seeds 0 1 --jobs 2
+    python benchmarks/toyworld_shapes.py --single --seeds 0 1 --jobs 2 --root DIR --keep
 
 Each run is the real command line in a subprocess (default preset unless --extra), with
 `--jobs` processes side by side (1 torch thread each when jobs > 1: on 2 cores that
@@ -22,14 +23,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from dreamfusion.toyworld.captions import single_color_objects
+
 SIX = ["a red cube", "a green sphere", "a blue torus", "a yellow cylinder", "an orange cone",
        "a purple pyramid"]
 JANUS = [("a red cube with a yellow front", ""),
          ("a red cube with a yellow front", "--no-view-prompts")]
 
 
-def run_one(caption: str, seed: int, extra: str, root: Path, threads: int) -> dict:
+def run_one(caption: str, seed: int, extra: str, root: Path, threads: int,
+            keep: bool = False) -> dict:
     out = root / f"{caption.replace(' ', '-')}-s{seed}{extra.replace(' ', '').replace('-', '_')}"
+    if keep and (out / "metrics.json").exists():  # finished by an earlier, interrupted sweep
+        metrics = json.loads((out / "metrics.json").read_text())
+        return {"caption": caption, "seed": seed, "extra": extra,
+                "wall": metrics.get("total_seconds", float("nan")), **metrics}
     cmd = [sys.executable, "-m", "dreamfusion.cli", "generate", caption, "--out", str(out),
            "--seed", str(seed), "--quiet", "--overwrite", *shlex.split(extra)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads)) if threads else dict(os.environ)
@@ -57,6 +65,10 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--captions", nargs="*", help="captions (default: the six shapes)")
     ap.add_argument("--janus", action="store_true", help="the front-colour pair, +- view prompts")
+    ap.add_argument("--single", action="store_true",
+                    help="all 36 single-colour captions (every shape in every colour)")
+    ap.add_argument("--keep", action="store_true",
+                    help="reuse runs under --root that finished (resume a sweep)")
     ap.add_argument("--seeds", nargs="*", type=int, default=[0])
     ap.add_argument("--extra", default="", help="extra generate options for every run")
     ap.add_argument("--jobs", type=int, default=1)
@@ -66,10 +78,12 @@ def main() -> None:
     if args.janus:
         specs = [(c, s, e) for c, e in JANUS for s in args.seeds]
     else:
-        specs = [(c, s, args.extra) for c in (args.captions or SIX) for s in args.seeds]
+        captions = ([o.text for o in single_color_objects()] if args.single
+                    else args.captions or SIX)
+        specs = [(c, s, args.extra) for c in captions for s in args.seeds]
     threads = 1 if args.jobs > 1 else 0
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda sp: run_one(*sp, root, threads), specs))
+        results = list(pool.map(lambda sp: run_one(*sp, root, threads, args.keep), specs))
     print(f"runs in {root}; jobs {args.jobs}" + (" (1 thread each)" if threads else ""))
     print()
     print("| caption | seed | volume IoU | best shape | colour | front / back | wall s |")
