@@ -32,8 +32,11 @@ class FieldConfig:
     """Half-width of the cube the field covers; the toy world fits in the unit sphere."""
     blob_density: float = 10.0
     """Initial pre-activation density at the centre (threestudio-style linear blob)."""
-    blob_radius: float = 0.5
-    """Radius at which the initial blob's pre-activation density crosses zero."""
+    blob_radius: float = 0.65
+    """Radius at which the initial blob's pre-activation density crosses zero. It covers
+    the bottoms of the world's objects (y = -0.5): the cameras barely see a bottom, so a
+    bottom the blob did not start solid tends to stay hollow (purple cone IoU 0.71-0.73
+    at 0.5, 0.80-0.83 at 0.65; docs/DESIGN-NOTES.md)."""
     blob_exponent: float = 2.0
     """The blob is a ball of the p-norm with this p: 2 = sphere (paper); larger values
     give a rounded box aligned with the world axes."""
@@ -67,8 +70,10 @@ class RenderConfig:
 class ShadingConfig:
     """The paper's shading schedule: albedo only first, then random lambertian/textureless."""
 
-    albedo_only_fraction: float = 0.2
-    """Fraction of the steps (from the start) rendered with albedo only (paper: ~1k of 15k)."""
+    albedo_only_fraction: float = 0.067
+    """Fraction of the steps (from the start) rendered with albedo only (paper: ~1k of 15k,
+    0.067). Longer albedo phases paint the photos' shading into the volume and leave
+    dark objects hollow (docs/DESIGN-NOTES.md)."""
     shaded_probability: float = 0.75
     """After the albedo-only phase: probability that an image is shaded."""
     textureless_probability: float = 0.5
