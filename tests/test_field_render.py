@@ -131,8 +131,10 @@ def test_levels_sum_to_the_upsampled_total():
 def test_occupied_box_tracks_density():
     field = small_field(32)
     lo, hi = field.occupied_box(threshold=1.0, margin=0.0)
-    # The initial blob (radius 0.5) is opaque inside roughly |p| < 0.45.
-    assert (lo > -0.6).all() and (hi < 0.6).all() and (lo < -0.3).all() and (hi > 0.3).all()
+    # The initial blob is opaque inside roughly |p| < 0.9 of its radius, clear outside.
+    r = field.cfg.blob_radius
+    assert (lo > -1.1 * r).all() and (hi < 1.1 * r).all()
+    assert (lo < -0.6 * r).all() and (hi > 0.6 * r).all()
 
 
 def test_render_with_several_shadings_shares_the_query():
