@@ -4,7 +4,12 @@ import math
 import pytest
 import torch
 
-from dreamfusion.canonical import SNAP_MIN_AMPLITUDE, four_fold_mode, snap_turn
+from dreamfusion.canonical import (
+    SNAP_MIN_AMPLITUDE,
+    four_fold_mode,
+    snap_turn,
+    turn_points_about_y,
+)
 from dreamfusion.config import ExportConfig, FieldConfig
 from dreamfusion.field import GridField
 from dreamfusion.toyworld.geometry import inside
@@ -15,11 +20,7 @@ R = 48
 
 def occupancy(shape: str, turn_deg: float) -> torch.Tensor:
     """(R, R, R) bool: the exact shape, its query points turned by turn_deg about y."""
-    p = grid_points(R, 1.0)
-    a = math.radians(turn_deg)
-    q = p.clone()
-    q[..., 0] = math.cos(a) * p[..., 0] - math.sin(a) * p[..., 2]
-    q[..., 2] = math.sin(a) * p[..., 0] + math.cos(a) * p[..., 2]
+    q = turn_points_about_y(grid_points(R, 1.0), turn_deg)
     return inside(shape, q.reshape(-1, 3)).reshape(R, R, R)
 
 
