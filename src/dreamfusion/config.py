@@ -42,6 +42,12 @@ class FieldConfig:
     give a rounded box aligned with the world axes."""
     init_noise: float = 0.0
     """Std of Gaussian noise added to the initial grids."""
+    empty_density: float = 0.01
+    """Rendering treats density below this as empty space: a sample whose trilinear
+    stencil touches no grid cell above it (one cell of dilation) is skipped and reads
+    density 0, so it adds under 1e-3 opacity at the fast preset's spacing. On CPU the
+    skipped samples are never queried (3-5x fewer after the first steps); 0 = query
+    every sample of every ray that crosses the occupied box."""
     mirror_x: bool = False
     """Keep the field symmetric under x -> -x (each grid averaged with its mirror image,
     so gradients are symmetrised too). Every toy-world object and its photo

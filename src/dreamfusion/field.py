@@ -113,15 +113,40 @@ class GridField(nn.Module):
                      density: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(lo, hi), each (3,): bounding box of cells with density > threshold, grown by
         `margin` so the surface can still move outward; the whole cube if none.
-        Pass `density` (R, R, R) when it is already computed."""
+        Pass `density` (R, R, R) when it is already computed. No host-device sync."""
         density = self.density_grid() if density is None else density
         occupied = density > threshold
-        b = self.cfg.bound
-        if not bool(occupied.any()):
-            return torch.full((3,), -b, device=self.device), torch.full((3,), b, device=self.device)
-        centres = grid_points(self.cfg.resolution, b).to(self.device)[occupied]
+        b, r = self.cfg.bound, self.cfg.resolution
         half = self.voxel_size / 2 + margin
-        return (centres.amin(0) - half).clamp(min=-b), (centres.amax(0) + half).clamp(max=b)
+        xy = occupied.any(2)  # (R, R)
+        hits = (xy.any(1), xy.any(0), occupied.any(0).any(0))  # (R,) each, per axis
+        lo, hi = [], []
+        for hit in hits:
+            first = hit.int().argmax()
+            last = r - 1 - hit.flip(0).int().argmax()
+            lo.append(-b + (first + 0.5) * self.voxel_size - half)
+            hi.append(-b + (last + 0.5) * self.voxel_size + half)
+        lo, hi = torch.stack(lo).clamp(min=-b), torch.stack(hi).clamp(max=b)
+        anything = hits[0].any()
+        return torch.where(anything, lo, -b), torch.where(anything, hi, b)
+
+    @torch.no_grad()
+    def occupancy(self, density: Tensor) -> Tensor | None:
+        """(R, R, R) bool: cells above `empty_density` or next to one (26-neighbours), from
+        an activated density grid; None when nothing is skipped (empty_density 0).
+
+        A point whose nearest cell is unmarked has all 8 trilinear corners below the
+        threshold, so its interpolated density is below it too."""
+        if self.cfg.empty_density <= 0:
+            return None
+        return dilate(density > self.cfg.empty_density)
+
+    def occupied_at(self, occupancy: Tensor, points: Tensor) -> Tensor:
+        """bool (...): the occupancy cell nearest to each of points (..., 3)."""
+        r = self.cfg.resolution
+        cell = ((points + self.cfg.bound) / self.voxel_size).long().clamp(0, r - 1)
+        flat = (cell[..., 0] * r + cell[..., 1]) * r + cell[..., 2]
+        return occupancy.reshape(-1)[flat]
 
     def tv_loss(self) -> Tensor:
         """Mean squared difference of neighbouring finest-level densities (smoothness prior)."""
@@ -130,10 +155,41 @@ class GridField(nn.Module):
 
 
 def upsample(grid: Tensor, r: int) -> Tensor:
-    """Trilinear resize of a (C, r0, r0, r0) cell-centred grid to (C, r, r, r)."""
+    """Trilinear resize of a (C, r0, r0, r0) cell-centred grid to (C, r, r, r).
+
+    Doubling (every level step of the presets) takes the separable path, whose backward
+    pass is 3-5x faster on CPU than `F.interpolate`'s; `upsample_reference` is its twin.
+    """
+    r0 = grid.shape[-1]
+    if r0 == r:
+        return grid
+    if r == 2 * r0 and r0 > 1:
+        for axis in (1, 2, 3):
+            grid = double_along(grid, axis)
+        return grid
+    return upsample_reference(grid, r)
+
+
+def upsample_reference(grid: Tensor, r: int) -> Tensor:
+    """`upsample` by `F.interpolate` (trilinear, align_corners=False), for any ratio."""
     if grid.shape[-1] == r:
         return grid
     return F.interpolate(grid[None], size=(r, r, r), mode="trilinear", align_corners=False)[0]
+
+
+def double_along(grid: Tensor, axis: int) -> Tensor:
+    """Linear x2 upsampling of cell-centred samples along one axis, edges clamped.
+
+    New cells 2i and 2i+1 sit a quarter cell either side of old cell i:
+    0.75 c[i] + 0.25 c[i-1] and 0.75 c[i] + 0.25 c[i+1] (exactly F.interpolate's weights).
+    """
+    n = grid.shape[axis]
+    prev = torch.cat([grid.narrow(axis, 0, 1), grid.narrow(axis, 0, n - 1)], axis)
+    nxt = torch.cat([grid.narrow(axis, 1, n - 1), grid.narrow(axis, n - 1, 1)], axis)
+    near = 0.75 * grid
+    shape = list(grid.shape)
+    shape[axis] *= 2
+    return torch.stack([near + 0.25 * prev, near + 0.25 * nxt], axis + 1).reshape(shape)
 
 
 def density_gradient(sigma: Tensor, h: float) -> Tensor:
@@ -143,6 +199,23 @@ def density_gradient(sigma: Tensor, h: float) -> Tensor:
     gy = (padded[1:-1, 2:, 1:-1] - padded[1:-1, :-2, 1:-1]) / (2 * h)
     gz = (padded[1:-1, 1:-1, 2:] - padded[1:-1, 1:-1, :-2]) / (2 * h)
     return torch.stack([gx, gy, gz])
+
+
+def dilate(mask: Tensor) -> Tensor:
+    """bool (R, R, R): cells of `mask` or among their 26 neighbours (separable OR of
+    shifts; 20x cheaper on CPU than `max_pool3d`, which `dilate_reference` uses)."""
+    for axis in range(3):
+        grown = mask.clone()
+        n = mask.shape[axis]
+        grown.narrow(axis, 1, n - 1).logical_or_(mask.narrow(axis, 0, n - 1))
+        grown.narrow(axis, 0, n - 1).logical_or_(mask.narrow(axis, 1, n - 1))
+        mask = grown
+    return mask
+
+
+def dilate_reference(mask: Tensor) -> Tensor:
+    """`dilate` by a 3x3x3 max pool."""
+    return F.max_pool3d(mask.float()[None, None], 3, stride=1, padding=1)[0, 0] > 0
 
 
 def sample_volume(volume: Tensor, points: Tensor, bound: float) -> Tensor:
@@ -155,7 +228,9 @@ def sample_volume(volume: Tensor, points: Tensor, bound: float) -> Tensor:
     coords = (points.reshape(1, -1, 1, 1, 3)[..., [2, 1, 0]] / bound)
     out = F.grid_sample(volume[None], coords, mode="bilinear", padding_mode="zeros",
                         align_corners=False)
-    return out.reshape(volume.shape[0], -1).t().reshape(*shape, volume.shape[0])
+    # Contiguous (P, C): per-channel slices of a transposed view made the normal's norm
+    # alone cost 12 ms per training step.
+    return out.reshape(volume.shape[0], -1).t().contiguous().reshape(*shape, volume.shape[0])
 
 
 class LearnedBackground(nn.Module):

@@ -105,9 +105,64 @@ def shade(albedo: Tensor, normal: Tensor, shading: Shading) -> Tensor:
     return material * (shading.ambient.reshape(scalar) + shading.diffuse.reshape(scalar) * lambert)
 
 
+class SampleSelection:
+    """Which of the N = B*H*W*S ray samples are queried, and how per-sample values go
+    back to rays.
+
+    compact: only the live samples are gathered (P of them), and ray sums are
+    `index_add`s; needs the live count on the host, free on a CPU. Dense: every sample
+    is queried and dead ones are masked to zero density, no host-device sync (CUDA).
+    Both compute the same image; the dense path is the plain reference of the compact one.
+    """
+
+    def __init__(self, alive: Tensor, compact: bool):
+        self.shape = tuple(alive.shape)  # (B, H, W, S)
+        self.alive = alive.reshape(-1)  # (N,) bool
+        self.index = self.alive.nonzero()[:, 0] if compact else None  # (P,), None = all
+
+    def take(self, values: Tensor) -> Tensor:
+        """(N, ...) -> (P, ...) values at the queried samples."""
+        return values if self.index is None else values[self.index]
+
+    def to_dense_density(self, density: Tensor) -> Tensor:
+        """(P,) queried densities -> (B, H, W, S), dead samples at 0."""
+        if self.index is not None:
+            density = density.new_zeros(self.alive.shape).index_put((self.index,), density)
+        else:
+            density = torch.where(self.alive, density, torch.zeros_like(density))
+        return density.reshape(self.shape)
+
+    def ray_of_sample(self) -> Tensor:
+        """(P,) flat ray index (over B*H*W) of each queried sample."""
+        if self.index is None:
+            return torch.arange(self.alive.numel(), device=self.alive.device) // self.shape[-1]
+        return self.index // self.shape[-1]
+
+    def sum_per_ray(self, values: Tensor) -> Tensor:
+        """(P, k) per-sample values -> (B*H*W, k) sums over each ray's samples."""
+        rays = self.alive.numel() // self.shape[-1]
+        if self.index is None:
+            return values.reshape(rays, self.shape[-1], -1).sum(1)
+        return values.new_zeros(rays, values.shape[-1]).index_add(0, self.index // self.shape[-1],
+                                                                   values)
+
+
+def compact_on(device: torch.device) -> bool:
+    """Gather live samples (a sync, free on CPU) or mask them in place (CUDA)."""
+    return device.type == "cpu"
+
+
+def shade_samples(albedo: Tensor, normal: Tensor, shading: Shading, image: Tensor) -> Tensor:
+    """(P, 3) colours of samples with albedo and normal (P, 3), from image (P,) indices."""
+    lambert = (normal * shading.light_dirs[image]).sum(-1, keepdim=True).clamp(min=0)
+    material = torch.where(shading.textureless[image, None], torch.ones_like(albedo), albedo)
+    return material * (shading.ambient[image, None] + shading.diffuse[image, None] * lambert)
+
+
 def render(field: GridField, cams: Cameras, size: int, samples: int, shading: Shading,
            background: Tensor, generator: torch.Generator | None = None,
-           jitter: bool = True, more_shadings: Sequence[Shading] = ()) -> dict[str, Tensor]:
+           jitter: bool = True, more_shadings: Sequence[Shading] = (),
+           compact: bool | None = None) -> dict[str, Tensor]:
     """Render B images of the field.
 
     background: (B, 3) solid colours or (B, size, size, 3) per-pixel colours.
@@ -116,36 +171,48 @@ def render(field: GridField, cams: Cameras, size: int, samples: int, shading: Sh
     rays (scalar), `peak_density` (B, H, W), the largest density on each ray, and
     `more_images`, one (B, 3, H, W) image per extra shading (same field query, so
     several shadings of one view cost little more than one).
+    Samples in empty space (`field.occupancy`) and on rays that miss the occupied box
+    read density 0; `compact` (default: on a CPU) skips querying them at all.
     """
     origins, dirs = cams.rays(size)  # (B, H, W, 3)
     near, far = ray_sphere_bounds(origins, dirs)
     # Sample only where the field has (or is next to) density: same samples, denser.
     volume = field.feature_volume()  # (7, R, R, R), built once per render
-    box_near, box_far = ray_box_bounds(origins, dirs,
-                                       *field.occupied_box(density=volume[0].detach()))
+    density_grid = volume[0].detach()
+    box_near, box_far = ray_box_bounds(origins, dirs, *field.occupied_box(density=density_grid))
     near, far = torch.maximum(near, box_near), torch.minimum(far, box_far)
     far = torch.maximum(far, near)
     t = stratified_depths(near, far, samples, generator, jitter)  # (B, H, W, S)
     points = origins[..., None, :] + dirs[..., None, :] * t[..., None]
-    q = field.query(points, volume)
+    alive = (far > near)[..., None].expand_as(t)  # a ray that misses the box adds nothing
+    occupancy = field.occupancy(density_grid)
+    if occupancy is not None:
+        alive = alive & field.occupied_at(occupancy, points)
+    sel = SampleSelection(alive, compact_on(points.device) if compact is None else compact)
+    q = field.query(sel.take(points.reshape(-1, 3)), volume)  # (P,) and (P, 3)
+    density = sel.to_dense_density(q["density"])  # (B, H, W, S)
     deltas = torch.cat([t.diff(dim=-1), (far - t[..., -1])[..., None]], dim=-1)
-    weights = composite(q["density"], deltas)  # (B, H, W, S)
+    weights = composite(density, deltas)  # (B, H, W, S)
     acc = weights.sum(-1, keepdim=True)  # (B, H, W, 1)
     bg = background if background.dim() == 4 else background[:, None, None, :]
+    w = sel.take(weights.reshape(-1))[:, None]  # (P, 1)
+    ray = sel.ray_of_sample()  # (P,)
+    image_of = ray // (size * size)
+    b = len(cams)
 
     def image(sh: Shading) -> Tensor:
-        colours = shade(q["albedo"], q["normal"], sh)  # (B, H, W, S, 3)
-        rgb = (weights[..., None] * colours).sum(-2) + (1.0 - acc) * bg
+        colours = shade_samples(q["albedo"], q["normal"], sh, image_of)  # (P, 3)
+        rgb = sel.sum_per_ray(w * colours).reshape(b, size, size, 3) + (1.0 - acc) * bg
         return rgb.permute(0, 3, 1, 2).clamp(0, 1)
 
-    facing = (q["normal"] * dirs[..., None, :]).sum(-1).clamp(min=0) ** 2
+    facing = (q["normal"] * dirs.reshape(-1, 3)[ray]).sum(-1, keepdim=True).clamp(min=0) ** 2
     return {
         "image": image(shading),
         "more_images": [image(sh) for sh in more_shadings],
         "opacity": acc.permute(0, 3, 1, 2),
         "depth": (weights * t).sum(-1, keepdim=True).permute(0, 3, 1, 2),
-        "orientation": (weights.detach() * facing).sum(-1).mean(),
-        "peak_density": q["density"].amax(-1),
+        "orientation": sel.sum_per_ray(w.detach() * facing).sum() / (b * size * size),
+        "peak_density": density.amax(-1),
     }
 
 
