@@ -44,18 +44,22 @@ class GridField(nn.Module):
         return self.density_levels[0].device
 
     def _upsampled_sum(self, levels: nn.ParameterList) -> Tensor:
-        """(C, R, R, R): levels summed coarse to fine, each partial sum upsampled once.
+        """(C, R, R, R): levels summed coarse to fine, each partial sum upsampled once."""
+        return self._finish(upsample(self._level_sum(levels), self.cfg.resolution))
 
-        Cascading (16 -> 32, add, -> 64) costs one full-size upsample instead of one per
-        level; trilinear upsampling is linear, so the sum is the same.
-        """
+    def _level_sum(self, levels: nn.ParameterList) -> Tensor:
+        """(C, r, r, r) at the finest level's r: cascading (16 -> 32, add, -> 64) costs
+        one full-size upsample instead of one per level; upsampling is linear, so the
+        sum is the same."""
         total = None
         for grid in levels:
             g = grid if grid.dim() == 4 else grid[None]
             if total is not None:
                 g = g + upsample(total, g.shape[-1])
             total = g
-        total = upsample(total, self.cfg.resolution)
+        return total
+
+    def _finish(self, total: Tensor) -> Tensor:
         if self.cfg.mirror_x:  # axis 1 of (C, R, R, R) is x, its cells symmetric about 0
             total = (total + total.flip(1)) / 2
         return total
@@ -78,24 +82,47 @@ class GridField(nn.Module):
         """(R, R, R) activated density."""
         return F.softplus(self.density_raw)
 
-    def feature_volume(self) -> Tensor:
-        """(7, R, R, R): density, its gradient (3), albedo (3), ready for sampling.
+    def feature_volume(self, density: Tensor | None = None,
+                       box: tuple[Tensor, Tensor] | None = None) -> "FeatureVolume":
+        """Density, its gradient (3) and albedo (3), ready for sampling.
 
         The gradient is a central difference over one voxel each side: a wide step,
         so normals are smooth (narrow steps gave speckled shading in the prototype).
+        `density`: this field's `density_grid()` when already computed. `box` (lo, hi):
+        build only the cells that trilinear samples inside it read (the same values as
+        the full volume there; reads the box on the host, so meant for the CPU).
         """
-        sigma = self.density_grid()
-        grad = density_gradient(sigma, self.voxel_size)
-        return torch.cat([sigma[None], grad, torch.sigmoid(self.albedo_raw)], dim=0)
+        sigma = self.density_grid() if density is None else density
+        r = self.cfg.resolution
+        start, stop = (0, 0, 0), (r, r, r)
+        if box is not None and not self.cfg.mirror_x:
+            start, stop = self.cells_around(*box)
+        crop = tuple(slice(a, b) for a, b in zip(start, stop))
+        grad = density_gradient(sigma, self.voxel_size, start, stop)
+        albedo = upsample_cells(self._level_sum(self.albedo_levels), r, start, stop)
+        if start == (0, 0, 0) and stop == (r, r, r):
+            albedo = self._finish(albedo)
+        data = torch.cat([sigma[crop][None], grad, torch.sigmoid(albedo)], dim=0)
+        return FeatureVolume(data, start, stop, r, self.cfg.bound)
 
-    def query(self, points: Tensor, volume: Tensor | None = None) -> dict[str, Tensor]:
+    def cells_around(self, lo: Tensor, hi: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """[start, stop) cell ranges per axis holding every trilinear corner of points in
+        the box [lo, hi] (3,) (one cell of margin each side)."""
+        r, b, h = self.cfg.resolution, self.cfg.bound, self.voxel_size
+        first = ((lo + b) / h).floor().long() - 1
+        last = ((hi + b) / h).floor().long() + 1
+        start = tuple(max(int(v), 0) for v in first.tolist())
+        stop = tuple(min(int(v) + 1, r) for v in last.tolist())
+        return start, stop
+
+    def query(self, points: Tensor, volume: "FeatureVolume | None" = None) -> dict[str, Tensor]:
         """Field values at points (..., 3): density (...), normal (..., 3), albedo (..., 3).
 
         Pass `volume` (from `feature_volume`) to share one volume over several queries.
         """
         if volume is None:
             volume = self.feature_volume()
-        feats = sample_volume(volume, points, self.cfg.bound)
+        feats = volume.sample(points)
         grad = feats[..., 1:4]
         normal = -grad / (grad.norm(dim=-1, keepdim=True) + 1e-6)
         return {"density": feats[..., 0], "normal": normal, "albedo": feats[..., 4:7]}
@@ -164,9 +191,7 @@ def upsample(grid: Tensor, r: int) -> Tensor:
     if r0 == r:
         return grid
     if r == 2 * r0 and r0 > 1:
-        for axis in (1, 2, 3):
-            grid = double_along(grid, axis)
-        return grid
+        return upsample_any(grid)
     return upsample_reference(grid, r)
 
 
@@ -192,13 +217,62 @@ def double_along(grid: Tensor, axis: int) -> Tensor:
     return torch.stack([near + 0.25 * prev, near + 0.25 * nxt], axis + 1).reshape(shape)
 
 
-def density_gradient(sigma: Tensor, h: float) -> Tensor:
-    """(3, R, R, R) central-difference gradient of a (R, R, R) grid, edges replicated."""
-    padded = F.pad(sigma[None, None], (1, 1, 1, 1, 1, 1), mode="replicate")[0, 0]
-    gx = (padded[2:, 1:-1, 1:-1] - padded[:-2, 1:-1, 1:-1]) / (2 * h)
-    gy = (padded[1:-1, 2:, 1:-1] - padded[1:-1, :-2, 1:-1]) / (2 * h)
-    gz = (padded[1:-1, 1:-1, 2:] - padded[1:-1, 1:-1, :-2]) / (2 * h)
+def density_gradient(sigma: Tensor, h: float, start: tuple[int, ...] = (0, 0, 0),
+                     stop: tuple[int, ...] | None = None) -> Tensor:
+    """(3, X, Y, Z) central-difference gradient of a (R, R, R) grid, edges replicated,
+    at the cells [start, stop) of each axis (default all)."""
+    r = sigma.shape[0]
+    stop = stop or (r, r, r)
+    # the cells with one neighbour each side; the grid's own edges are replicated
+    sub = sigma[tuple(slice(max(a - 1, 0), min(b + 1, r)) for a, b in zip(start, stop))]
+    pad = []
+    for a, b in reversed(list(zip(start, stop))):  # F.pad lists the last axis first
+        pad += [int(a == 0), int(b == r)]
+    if any(pad):
+        sub = F.pad(sub[None, None], tuple(pad), mode="replicate")[0, 0]
+    gx = (sub[2:, 1:-1, 1:-1] - sub[:-2, 1:-1, 1:-1]) / (2 * h)
+    gy = (sub[1:-1, 2:, 1:-1] - sub[1:-1, :-2, 1:-1]) / (2 * h)
+    gz = (sub[1:-1, 1:-1, 2:] - sub[1:-1, 1:-1, :-2]) / (2 * h)
     return torch.stack([gx, gy, gz])
+
+
+def upsample_cells(grid: Tensor, r: int, start: tuple[int, ...], stop: tuple[int, ...]) -> Tensor:
+    """`upsample(grid, r)[:, start:stop]` per axis, computing only what those cells read
+    when r doubles the grid (a fine cell reads its coarse cell and one neighbour)."""
+    r0 = grid.shape[-1]
+    full = start == (0, 0, 0) and stop == (r, r, r)
+    if r != 2 * r0 or full:
+        return upsample(grid, r)[(slice(None),) + tuple(slice(a, b) for a, b in zip(start, stop))]
+    first = [max(a // 2 - 1, 0) for a in start]
+    last = [min((b - 1) // 2 + 1, r0 - 1) for b in stop]
+    coarse = grid[(slice(None),) + tuple(slice(f, l + 1) for f, l in zip(first, last))]
+    fine = upsample_any(coarse)  # cells [2 first, 2 last + 2); its edge cells clamp wrongly
+    return fine[(slice(None),) + tuple(slice(a - 2 * f, b - 2 * f)
+                                       for a, b, f in zip(start, stop, first))]
+
+
+def upsample_any(grid: Tensor) -> Tensor:
+    """x2 on each axis of a (C, X, Y, Z) box of cells (need not be a cube)."""
+    for axis in (1, 2, 3):
+        grid = double_along(grid, axis)
+    return grid
+
+
+class FeatureVolume:
+    """(C, X, Y, Z) features on the cells [start, stop) of each axis of a field's R^3
+    grid over [-bound, bound]^3; samples outside the grid read zero, as the full grid's."""
+
+    def __init__(self, data: Tensor, start: tuple[int, ...], stop: tuple[int, ...],
+                 resolution: int, bound: float):
+        self.data, self.start, self.stop = data, start, stop
+        self.resolution, self.bound = resolution, bound
+
+    def sample(self, points: Tensor) -> Tensor:
+        """Trilinear features at points (..., 3) -> (..., C)."""
+        h = 2 * self.bound / self.resolution
+        lo = torch.tensor([-self.bound + a * h for a in self.start], device=points.device)
+        hi = torch.tensor([-self.bound + b * h for b in self.stop], device=points.device)
+        return sample_region(self.data, points, lo, hi)
 
 
 def dilate(mask: Tensor) -> Tensor:
@@ -226,6 +300,18 @@ def sample_volume(volume: Tensor, points: Tensor, bound: float) -> Tensor:
     shape = points.shape[:-1]
     # grid_sample wants (x, y, z) coordinates for the (W, H, D) = (z, y, x) axes.
     coords = (points.reshape(1, -1, 1, 1, 3)[..., [2, 1, 0]] / bound)
+    return _grid_sample(volume, coords, shape)
+
+
+def sample_region(volume: Tensor, points: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    """`sample_volume` for a (C, X, Y, Z) volume whose cells tile the box [lo, hi] (3,)."""
+    shape = points.shape[:-1]
+    centre, half = (lo + hi) / 2, (hi - lo) / 2
+    coords = ((points.reshape(1, -1, 1, 1, 3) - centre) / half)[..., [2, 1, 0]]
+    return _grid_sample(volume, coords, shape)
+
+
+def _grid_sample(volume: Tensor, coords: Tensor, shape: torch.Size) -> Tensor:
     out = F.grid_sample(volume[None], coords, mode="bilinear", padding_mode="zeros",
                         align_corners=False)
     # Contiguous (P, C): per-channel slices of a transposed view made the normal's norm

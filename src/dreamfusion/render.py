@@ -177,9 +177,13 @@ def render(field: GridField, cams: Cameras, size: int, samples: int, shading: Sh
     origins, dirs = cams.rays(size)  # (B, H, W, 3)
     near, far = ray_sphere_bounds(origins, dirs)
     # Sample only where the field has (or is next to) density: same samples, denser.
-    volume = field.feature_volume()  # (7, R, R, R), built once per render
-    density_grid = volume[0].detach()
-    box_near, box_far = ray_box_bounds(origins, dirs, *field.occupied_box(density=density_grid))
+    density_grid = field.density_grid()  # (R, R, R)
+    box = field.occupied_box(density=density_grid.detach())
+    compact = compact_on(origins.device) if compact is None else compact
+    # One volume per render; compacting (a host sync anyway) builds only the box's cells.
+    volume = field.feature_volume(density_grid, box if compact else None)
+    density_grid = density_grid.detach()
+    box_near, box_far = ray_box_bounds(origins, dirs, *box)
     near, far = torch.maximum(near, box_near), torch.minimum(far, box_far)
     far = torch.maximum(far, near)
     t = stratified_depths(near, far, samples, generator, jitter)  # (B, H, W, S)
@@ -188,7 +192,7 @@ def render(field: GridField, cams: Cameras, size: int, samples: int, shading: Sh
     occupancy = field.occupancy(density_grid)
     if occupancy is not None:
         alive = alive & field.occupied_at(occupancy, points)
-    sel = SampleSelection(alive, compact_on(points.device) if compact is None else compact)
+    sel = SampleSelection(alive, compact)
     q = field.query(sel.take(points.reshape(-1, 3)), volume)  # (P,) and (P, 3)
     density = sel.to_dense_density(q["density"])  # (B, H, W, S)
     deltas = torch.cat([t.diff(dim=-1), (far - t[..., -1])[..., None]], dim=-1)
