@@ -220,6 +220,9 @@ def add_generate(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field by dotted name, e.g. "
                         "--set guidance.t_max_final=0.4 (see config.json of a run)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="neither read nor write the on-disk cache of the toy prior's photo "
+                        "banks and of text embeddings (DREAMFUSION_NO_CACHE=1 does the same)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (the summary still prints)")
     p.set_defaults(func=cmd_generate)
 
@@ -322,6 +325,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         changes.update(SHADING_MODES[args.shading or "full"] or {})
         if args.no_export:
             changes["export.enabled"] = False
+        if args.no_cache:
+            changes.update({"guidance.bank_cache": False, "guidance.text_cache": False})
         cfg = apply_dotted(cfg, changes)
         cfg = apply_dotted(cfg, parse_set(args.set, cfg))
         return validate(override(cfg, caption=cfg.caption.strip()))

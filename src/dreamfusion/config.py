@@ -112,7 +112,7 @@ class GuidanceConfig:
     """sd / if: torch.compile the UNet (slow first steps, faster later)."""
     text_cache: bool = True
     """sd / if: cache text embeddings on disk (~/.cache/dreamfusion) so that the text
-    encoder is loaded only for new prompts."""
+    encoder is loaded only for new prompts (DREAMFUSION_NO_CACHE=1 or --no-cache: off)."""
     guidance_scale: float = 1.5
     """Classifier-free guidance s in eps_u + s (eps_c - eps_u). With the exact toy prior
     it is the main geometry knob: larger s inflates the shape (cone IoU 0.90 at 1.5,
@@ -154,6 +154,10 @@ class GuidanceConfig:
     """Toy prior: photos of random captions in the unconditional bank."""
     prior_seed: int = 0
     """Toy prior: seed of the photo banks (independent of the run seed)."""
+    bank_cache: bool = True
+    """Toy prior: keep the photo banks on disk (~/.cache/dreamfusion/photo-banks, keyed
+    by caption, sizes, seed and the toy world's code, checksummed), so a run starts
+    in a fraction of a second; DREAMFUSION_NO_CACHE=1 or --no-cache bypasses it."""
 
 
 @dataclass(frozen=True)

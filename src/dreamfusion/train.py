@@ -38,7 +38,8 @@ def build_backend(cfg: RunConfig, device: torch.device, size: int = 0) -> Diffus
     g = cfg.guidance
     if g.backend == "toy":
         from .guidance.toy import ToyPrior
-        return ToyPrior(size or cfg.size, g.bank_size, g.uncond_bank_size, g.prior_seed, device)
+        return ToyPrior(size or cfg.size, g.bank_size, g.uncond_bank_size, g.prior_seed, device,
+                        g.bank_cache)
     if g.backend in ("sd", "if"):
         if g.backend == "sd":
             from .guidance.stable_diffusion import DEFAULT_MODEL

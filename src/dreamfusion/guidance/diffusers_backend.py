@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..cache import cache_root, disabled_by_env
 from .base import DiffusionBackend
 
 INSTALL_HINT = 'pip install "dreamfusion[diffusers]"'
@@ -73,14 +74,6 @@ def torch_dtype(precision: str, device: torch.device) -> torch.dtype:
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
-def cache_root() -> Path:
-    """$DREAMFUSION_CACHE, else $XDG_CACHE_HOME/dreamfusion, else ~/.cache/dreamfusion."""
-    if os.environ.get("DREAMFUSION_CACHE"):
-        return Path(os.environ["DREAMFUSION_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "dreamfusion"
-
-
 class DiffusersBackend(DiffusionBackend):
     """A frozen diffusers UNet with a lazily loaded text encoder and cached embeddings.
 
@@ -120,7 +113,7 @@ class DiffusersBackend(DiffusionBackend):
         self.model, self.device = model, torch.device(device)
         self.local_files_only = local_files_only
         self.dtype = torch_dtype(precision, self.device)
-        self.text_cache, self._key = text_cache, None
+        self.text_cache, self._key = text_cache and not disabled_by_env(), None
         self.tokenizer = self.text_encoder = None
 
     def _load_extra_parts(self) -> dict[str, torch.nn.Module]:
