@@ -89,3 +89,11 @@ def test_turn_mode_tells_aligned_from_turned_and_prints_its_table():
                      "--set", "steps=4", "--set", "size=16")
     rows = [line for line in out.splitlines() if line.startswith(("| 2 |", "| 4 |"))]
     assert len(rows) == 2 and all(math.isfinite(float(r.split("|")[2])) for r in rows)
+
+
+def test_step_time_prints_the_reference_and_fast_paths_side_by_side():
+    out = run_script("benchmarks/step_time.py", "--skip", "2", "--warmup", "1", "--steps", "2",
+                     "--size", "16", "--samples", "8")
+    assert "| phase | reference ms/step | fast ms/step |" in out
+    row = next(line for line in out.splitlines() if line.startswith("| total |"))
+    assert all(float(cell) > 0 for cell in row.split("|")[2:4])

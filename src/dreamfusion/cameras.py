@@ -38,7 +38,10 @@ class Cameras:
         return Cameras(el, az, dist, fov)
 
     def to(self, device) -> "Cameras":
-        return Cameras(self.el.to(device), self.az.to(device), self.dist.to(device), self.fov)
+        """On `device` (from the CPU without a host sync, see devices.upload)."""
+        from .devices import upload
+        return Cameras(upload(self.el, device), upload(self.az, device),
+                       upload(self.dist, device), self.fov)
 
     def positions(self) -> Tensor:
         """(B, 3) camera centres."""

@@ -279,6 +279,10 @@ class FaultConfig:
     """Learning rates are multiplied by this at each rollback."""
     max_rollbacks: int = 3
     """Rollbacks before the run gives up (its last good checkpoint is kept)."""
+    check_every: int = 10
+    """Steps between reads of the losses on the host (each read waits for the GPU).
+    Faulty steps are skipped on the device at once; a rollback comes at the next read,
+    and the steps run meanwhile are rolled back with the rest."""
 
 
 @dataclass(frozen=True)

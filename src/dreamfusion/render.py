@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from .cameras import Cameras
+from .devices import upload
 from .field import GridField
 
 SCENE_RADIUS = 1.0
@@ -81,7 +82,7 @@ def stratified_depths(near: Tensor, far: Tensor, n: int, generator: torch.Genera
     u = torch.arange(n, device=near.device, dtype=near.dtype)
     if jitter:
         # Drawn on the CPU generator, then moved: same numbers on every device.
-        u = u + torch.rand(*near.shape, n, generator=generator).to(near.device)
+        u = u + upload(torch.rand(*near.shape, n, generator=generator), near.device)
     else:
         u = u + 0.5
     return near[..., None] + (far - near)[..., None] * (u / n)

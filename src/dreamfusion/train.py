@@ -14,6 +14,7 @@ from tqdm import tqdm
 from . import media, runs
 from .cameras import Cameras, ring_cameras, sample_cameras, sample_front_biased_cameras
 from .config import RunConfig, ShadingConfig, to_dict
+from .devices import upload
 from .field import GridField, LearnedBackground
 from .guidance.base import DiffusionBackend
 from .guidance.image_text import (load_guide, random_backgrounds, similarity_loss,
@@ -92,8 +93,8 @@ def lr_decay(final: float, step: int, total: int) -> float:
 
 
 def to_device(shading: Shading, device) -> Shading:
-    return Shading(shading.ambient.to(device), shading.diffuse.to(device),
-                   shading.textureless.to(device), shading.light_dirs.to(device))
+    return Shading(upload(shading.ambient, device), upload(shading.diffuse, device),
+                   upload(shading.textureless, device), upload(shading.light_dirs, device))
 
 
 @dataclass
@@ -130,8 +131,14 @@ class Trainer:
         groups = self.param_groups()
         # (configured rate, warmed up?) per group, kept out of the optimiser's state
         self.base_rates = [(rate, warmup) for _, rate, warmup in groups]
+        # fused: one kernel for all grids, and it skips a step flagged by `found_inf`
+        # on the device (a faulty step costs no host-device sync)
         self.optimizer = torch.optim.Adam([{"params": p, "lr": rate} for p, rate, _ in groups],
-                                          betas=(0.9, 0.99), eps=1e-15)
+                                          betas=(0.9, 0.99), eps=1e-15, fused=True)
+        self.pending: list[dict[str, Tensor]] = []
+        """Losses of the steps since the last `settle`, still on the device."""
+        self.in_a_row = 0
+        """Faulty steps in a row up to the last settled step."""
         if cfg.method == "dreamfusion":
             self.prompts = PromptSet(self.backend, cfg.caption, cfg.guidance.view_prompts,
                                      cfg.guidance.negative_prompt)
@@ -182,7 +189,7 @@ class Trainer:
         if kind == "learned" and self.background is not None:
             return self.background(cams.to(self.device).rays(size)[1])
         if kind == "random":
-            return torch.rand(n, 3, generator=self.generator).to(self.device)
+            return upload(torch.rand(n, 3, generator=self.generator), self.device)
         value = 0.0 if kind == "black" else 1.0
         return torch.full((n, 3), value, device=self.device)
 
@@ -204,42 +211,60 @@ class Trainer:
         return Cameras(pick(cams.el, photo.el), pick(cams.az, photo.az),
                        pick(cams.dist, photo.dist), cams.fov), plain
 
-    def train_step(self) -> dict[str, float]:
+    def train_step(self) -> dict[str, Tensor]:
+        """One step. Returns its losses and `fault` as 0-d tensors on the device, never
+        read here: the loop reads them every few steps (`settle`), so a GPU step makes
+        no host-device sync."""
         # 1-4. render random views and score them (the method's losses)
         if self.cfg.method == "dreamfusion":
             terms, weights = self.dreamfusion_terms()
         else:
             terms, weights = self.baseline_terms()
         loss = sum(weights[k] * v for k, v in terms.items())
-        # 5. update the field, unless the loss or a gradient is not finite
+        # 5. update the field, unless the loss or a gradient is not finite: the fused
+        #    Adam step reads the device flag and then changes nothing, not even its count
         self.apply_learning_rates()
         self.optimizer.zero_grad(set_to_none=True)
-        finite = bool(torch.isfinite(loss))
-        if finite:
-            loss.backward()
-            finite = all_finite(p.grad for p in self.parameters() if p.grad is not None)
-        if finite:
-            self.optimizer.step()
-        else:
-            self.optimizer.zero_grad(set_to_none=True)
-            self.faults += 1
+        loss.backward()
+        fault = ~finite_flag([loss, *(p.grad for p in self.parameters() if p.grad is not None)])
+        self.optimizer.found_inf = fault.float()
+        self.optimizer.step()
         self.step += 1
-        return {"loss": float(loss.detach()), "fault": not finite,
-                **{k: float(v.detach()) for k, v in terms.items()}}
+        return {"loss": loss.detach(), "fault": fault, **{k: v.detach() for k, v in terms.items()}}
+
+    def settle(self) -> int | None:
+        """Read the pending steps' losses (one host sync) into `loss_log` and the fault
+        counters. Returns the index of the pending step that made `max_consecutive`
+        faults in a row (the loop then rolls back), else None."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return None
+        flat = torch.stack([v.float() for row in pending for v in row.values()]).tolist()
+        limit, i = self.cfg.faults.max_consecutive, 0
+        for n, row in enumerate(pending):
+            values = dict(zip(row, flat[i:i + len(row)]))
+            i += len(row)
+            values["fault"] = bool(values["fault"])
+            self.loss_log.append(values)
+            self.faults += values["fault"]
+            self.in_a_row = self.in_a_row + 1 if values["fault"] else 0
+            if self.in_a_row >= limit:
+                return n
+        return None
 
     def dreamfusion_terms(self) -> tuple[dict[str, Tensor], dict[str, float]]:
         cfg, total = self.cfg, self.cfg.steps
-        # 1. random cameras and lighting for this step
+        # 1. random cameras and lighting for this step, drawn on the host
         cams, plain = self.sample_step_cameras()
         shading = to_device(sample_shading(cfg.shading, cams, self.step, total, self.generator),
                             self.device)
+        size, backend, prompts = self.step_guide()
+        cond, uncond = prompts.for_cameras(cams, plain)  # view labels of the host's cameras
         cams = cams.to(self.device)
         # 2. render the field (larger while the shape forms, if so configured)
-        size, backend, prompts = self.step_guide()
         out = render_model(self.field, cams, size, cfg.render.samples, shading,
                            self.background_for(cams, size), self.generator)
         # 3. score distillation against the caption (view-dependent prompt per camera)
-        cond, uncond = prompts.for_cameras(cams, plain)
         losses = score_distillation(backend, out["image"], cond, uncond, cfg.guidance,
                                     self.step, total, self.generator)
         # 4. regularisers
@@ -321,9 +346,14 @@ class Trainer:
         self.loss_log = list(state.get("loss_log", []))
 
 
+def finite_flag(tensors) -> Tensor:
+    """0-d bool tensor: every value of every tensor is finite (no host read)."""
+    return torch.stack([torch.isfinite(t).all() for t in tensors]).all()
+
+
 def all_finite(tensors) -> bool:
-    flags = [torch.isfinite(t).all() for t in tensors]
-    return bool(torch.stack(flags).all()) if flags else True
+    tensors = list(tensors)
+    return bool(finite_flag(tensors)) if tensors else True
 
 
 def preview(field, size: int, samples: int) -> Tensor:
@@ -335,17 +365,20 @@ class TrainingDiverged(RuntimeError):
     """Numerical faults kept coming back after every allowed rollback."""
 
 
-def rollback(trainer: Trainer, run_dir: Path, log: Callable[[str], None]) -> None:
-    """Back to the last good checkpoint with a lower learning rate (counters kept)."""
+def rollback(trainer: Trainer, run_dir: Path, log: Callable[[str], None],
+             fault_step: int) -> None:
+    """Back to the last good checkpoint with a lower learning rate (counters kept);
+    `fault_step`: the step that made the faults in a row too many."""
     cfg = trainer.cfg.faults
     if trainer.rollbacks >= cfg.max_rollbacks:
         raise TrainingDiverged(
             f"the loss or its gradient was not finite for {cfg.max_consecutive} steps in a "
-            f"row at step {trainer.step}, after {trainer.rollbacks} rollback(s); the last "
+            f"row at step {fault_step}, after {trainer.rollbacks} rollback(s); the last "
             f"good checkpoint is kept in {run_dir} (try a lower learning rate)")
     faults, rollbacks, lr_scale = trainer.faults, trainer.rollbacks, trainer.lr_scale
     trainer.load_state_dict(runs.load_checkpoint(run_dir, warn=log))
     trainer.faults, trainer.rollbacks = faults, rollbacks + 1
+    trainer.pending, trainer.in_a_row = [], 0
     trainer.lr_scale = min(lr_scale, trainer.lr_scale) * cfg.lr_factor
     log(f"{cfg.max_consecutive} non-finite steps in a row: rolled back to step "
         f"{trainer.step}, learning rates x{trainer.lr_scale:g}")
@@ -378,28 +411,34 @@ def train(cfg: RunConfig, run_dir: Path, backend: DiffusionBackend | None = None
         save_progress(trainer, run_dir)  # step 0: something to roll back to
     bar = tqdm(total=cfg.steps, initial=trainer.step, disable=not progress, unit="step",
                dynamic_ncols=True, desc="optimising")
-    start, elapsed0, in_a_row = time.perf_counter(), trainer.elapsed, 0
+    start, elapsed0 = time.perf_counter(), trainer.elapsed
     with GracefulStop(lambda sig: log(f"\n{signal_name(sig)}: finishing step, saving")) as stop:
         while trainer.step < cfg.steps and stop.requested is None:
-            losses = trainer.train_step()
-            trainer.loss_log.append(losses)
+            trainer.pending.append(trainer.train_step())
             trainer.elapsed = elapsed0 + time.perf_counter() - start
-            in_a_row = in_a_row + 1 if losses["fault"] else 0
-            if in_a_row >= cfg.faults.max_consecutive:
-                rollback(trainer, run_dir, log)
-                elapsed0, start, in_a_row = trainer.elapsed, time.perf_counter(), 0
+            bar.update(1)
+            step = trainer.step
+            preview_due = cfg.preview_every and (step % cfg.preview_every == 0
+                                                 or step == cfg.steps)
+            checkpoint_due = cfg.checkpoint_every and step % cfg.checkpoint_every == 0 \
+                and step < cfg.steps
+            if not (preview_due or checkpoint_due or step % cfg.faults.check_every == 0
+                    or step == cfg.steps or stop.requested is not None):
+                continue
+            # read the losses of the steps since the last check (one host sync)
+            first = step - len(trainer.pending)
+            bad = trainer.settle()
+            if bad is not None:
+                rollback(trainer, run_dir, log, first + bad + 1)
+                elapsed0, start = trainer.elapsed, time.perf_counter()
                 bar.reset(total=cfg.steps)
                 bar.update(trainer.step)
                 continue
-            bar.update(1)
-            if trainer.step % 10 == 0 or trainer.step == cfg.steps:
-                bar.set_postfix(loss=f"{losses['loss']:.3g}")
-            if cfg.preview_every and (trainer.step % cfg.preview_every == 0
-                                      or trainer.step == cfg.steps):
+            bar.set_postfix(loss=f"{trainer.loss_log[-1]['loss']:.3g}")
+            if preview_due:
                 grid = media.image_grid(preview(trainer.field, 64, 64).cpu(), nrow=4)
-                media.write_png(grid, run_dir / "previews" / f"step_{trainer.step:05d}.png")
-            if cfg.checkpoint_every and trainer.step % cfg.checkpoint_every == 0 \
-                    and trainer.step < cfg.steps:
+                media.write_png(grid, run_dir / "previews" / f"step_{step:05d}.png")
+            if checkpoint_due:
                 save_progress(trainer, run_dir)
         bar.close()
         trainer.stopped_by = stop.requested

@@ -5,6 +5,7 @@ import torch
 from torch import Tensor
 
 from ..config import GuidanceConfig
+from ..devices import upload
 from .base import DiffusionBackend
 
 
@@ -29,7 +30,7 @@ def sample_timesteps(n: int, lo: float, hi: float, num_steps: int,
                      generator: torch.Generator | None, device) -> Tensor:
     """n integer timesteps uniform in [lo * T, hi * T]."""
     lo_i, hi_i = int(lo * num_steps), max(int(hi * num_steps), int(lo * num_steps) + 1)
-    return torch.randint(lo_i, hi_i, (n,), generator=generator).to(device)
+    return upload(torch.randint(lo_i, hi_i, (n,), generator=generator), device)
 
 
 def sds_loss(latents: Tensor, grad: Tensor) -> Tensor:
@@ -77,7 +78,7 @@ def score_distillation(backend: DiffusionBackend, images: Tensor, cond: Tensor,
     acp = backend.alphas_cumprod
     lo, hi = t_range(cfg, step, total_steps)
     t = sample_timesteps(k * b, lo, hi, acp.shape[0], generator, latents.device)
-    eps = torch.randn(x.shape, generator=generator).to(latents)
+    eps = upload(torch.randn(x.shape, generator=generator), latents.device).to(latents.dtype)
     a = acp[t].reshape(-1, *([1] * (latents.dim() - 1)))
     z_t = a.sqrt() * x + (1 - a).sqrt() * eps
     eps_hat = guided_noise(backend, z_t, t, tile(cond, k), tile(uncond, k), cfg.guidance_scale)

@@ -55,9 +55,10 @@ class ToyPrior(DiffusionBackend):
 
     # -- text -----------------------------------------------------------------------
     def encode_text(self, texts: list[str]) -> Tensor:
-        """Bank ids (N,) long. Raises CaptionError for text outside the toy world."""
-        return torch.tensor([self._bank_id(t) for t in texts], dtype=torch.long,
-                            device=self.device)
+        """Bank ids (N,) long, on the host whatever the device: `posterior_mean` picks a
+        bank by id in Python, which would be a host-device sync per image on a GPU.
+        Raises CaptionError for text outside the toy world."""
+        return torch.tensor([self._bank_id(t) for t in texts], dtype=torch.long)
 
     def _bank_id(self, text: str) -> int:
         key = "" if not text.strip() else parse_caption(text).text
