@@ -153,3 +153,43 @@ def test_volume_built_for_a_box_matches_the_full_volume_inside_it():
 def crop_features(field, pts, box):
     """(P, 7) raw sampled features: density, its gradient, albedo."""
     return field.feature_volume(box=box).sample(pts)
+
+
+def test_fused_adam_matches_torch_adam_including_skipped_steps_and_state_dicts():
+    from dreamfusion.optim import FusedAdam
+    gen = torch.Generator().manual_seed(10)
+    shapes = [(4, 4, 4), (3, 2, 2, 2), (5,)]
+    start = [torch.randn(s, generator=gen) for s in shapes]
+    ours = [torch.nn.Parameter(t.clone()) for t in start]
+    theirs = [torch.nn.Parameter(t.clone()) for t in start]
+    kw = dict(betas=(0.9, 0.99), eps=1e-15)
+    fast = FusedAdam([{"params": ours[:2], "lr": 0.1}, {"params": ours[2:], "lr": 0.05}], **kw)
+    ref = torch.optim.Adam([{"params": theirs[:2], "lr": 0.1}, {"params": theirs[2:], "lr": 0.05}],
+                           **kw)
+    for step in range(6):
+        grads = [torch.randn(s, generator=gen) for s in shapes]
+        bad = step == 3  # a faulty step: NaN gradients, skipped
+        for p, q, g in zip(ours, theirs, grads):
+            p.grad = g.clone() * (float("nan") if bad else 1.0)
+            q.grad = g.clone()
+        fast.found_inf = torch.tensor(float(bad))
+        fast.step()
+        if not bad:
+            ref.step()
+        for p, q in zip(ours, theirs):
+            assert torch.allclose(p, q, atol=1e-6)
+    assert [float(s["step"]) for s in fast.state.values()] == [5.0] * 3
+    # checkpoints move between the two, and both continue alike
+    fast2 = FusedAdam([{"params": ours[:2], "lr": 0.1}, {"params": ours[2:], "lr": 0.05}], **kw)
+    fast2.load_state_dict(ref.state_dict())
+    ref2 = torch.optim.Adam([{"params": theirs[:2], "lr": 1.0}, {"params": theirs[2:], "lr": 1.0}],
+                            **kw)
+    ref2.load_state_dict(fast.state_dict())
+    grads = [torch.randn(s, generator=gen) for s in shapes]
+    for p, q, g in zip(ours, theirs, grads):
+        p.grad, q.grad = g.clone(), g.clone()
+    fast2.step()
+    ref2.step()
+    for p, q in zip(ours, theirs):
+        assert torch.allclose(p, q, atol=1e-6)
+    assert ref2.param_groups[1]["lr"] == 0.05

@@ -21,6 +21,7 @@ from .guidance.image_text import (load_guide, random_backgrounds, similarity_los
                                   transmittance_loss)
 from .guidance.sds import score_distillation
 from .interrupts import GracefulStop, signal_name
+from .optim import FusedAdam
 from .prompts import PromptSet
 from .render import Shading, render_model, render_rows
 
@@ -131,10 +132,10 @@ class Trainer:
         groups = self.param_groups()
         # (configured rate, warmed up?) per group, kept out of the optimiser's state
         self.base_rates = [(rate, warmup) for _, rate, warmup in groups]
-        # fused: one kernel for all grids, and it skips a step flagged by `found_inf`
-        # on the device (a faulty step costs no host-device sync)
-        self.optimizer = torch.optim.Adam([{"params": p, "lr": rate} for p, rate, _ in groups],
-                                          betas=(0.9, 0.99), eps=1e-15, fused=True)
+        # fused: one kernel per group, and it skips a step flagged by `found_inf` on the
+        # device (a faulty step costs no host-device sync)
+        self.optimizer = FusedAdam([{"params": p, "lr": rate} for p, rate, _ in groups],
+                                   betas=(0.9, 0.99), eps=1e-15)
         self.pending: list[dict[str, Tensor]] = []
         """Losses of the steps since the last `settle`, still on the device."""
         self.in_a_row = 0
