@@ -193,3 +193,16 @@ def test_fused_adam_matches_torch_adam_including_skipped_steps_and_state_dicts()
     for p, q in zip(ours, theirs):
         assert torch.allclose(p, q, atol=1e-6)
     assert ref2.param_groups[1]["lr"] == 0.05
+
+
+def test_occupancy_lookup_matches_plain_integer_indexing():
+    """occupied_at's float index arithmetic against int64 indexing, at random points,
+    on cell faces and beyond the grid's edges (clamped to the edge cells)."""
+    field = GridField(FieldConfig(resolution=16, density_levels=(16,), albedo_levels=(8,)))
+    gen = torch.Generator().manual_seed(11)
+    occupancy = torch.rand(16, 16, 16, generator=gen) < 0.3
+    faces = (torch.randint(0, 17, (200, 3), generator=gen) / 8.0) - 1.0  # on cell faces
+    points = torch.cat([torch.rand(500, 3, generator=gen) * 2.2 - 1.1, faces])
+    cell = ((points + 1.0) / field.voxel_size).floor().long().clamp(0, 15)
+    expected = occupancy[cell[:, 0], cell[:, 1], cell[:, 2]]
+    assert torch.equal(field.occupied_at(occupancy, points), expected)
