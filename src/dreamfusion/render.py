@@ -160,6 +160,29 @@ def shade_samples(albedo: Tensor, normal: Tensor, shading: Shading, image: Tenso
     return material * (shading.ambient[image, None] + shading.diffuse[image, None] * lambert)
 
 
+def place_samples(field: GridField, origins: Tensor, dirs: Tensor, box: tuple[Tensor, Tensor],
+                  density_grid: Tensor, samples: int, generator: torch.Generator | None,
+                  jitter: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Stratified samples of rays (B, H, W, 3) between their entry and exit of the
+    occupied box (within the unit sphere): the same number of samples, denser.
+
+    Returns depths t and their spacings (B, H, W, S), points (B, H, W, S, 3) and `alive`
+    (B, H, W, S) bool: on a ray that crosses the box and in occupied space (a sample
+    elsewhere adds nothing, or less than `empty_density` per unit length)."""
+    near, far = ray_sphere_bounds(origins, dirs)
+    box_near, box_far = ray_box_bounds(origins, dirs, *box)
+    near, far = torch.maximum(near, box_near), torch.minimum(far, box_far)
+    far = torch.maximum(far, near)
+    t = stratified_depths(near, far, samples, generator, jitter)
+    deltas = torch.cat([t.diff(dim=-1), (far - t[..., -1])[..., None]], dim=-1)
+    points = origins[..., None, :] + dirs[..., None, :] * t[..., None]
+    alive = (far > near)[..., None].expand_as(t)
+    occupancy = field.occupancy(density_grid)
+    if occupancy is not None:
+        alive = alive & field.occupied_at(occupancy, points)
+    return t, deltas, points, alive
+
+
 def render(field: GridField, cams: Cameras, size: int, samples: int, shading: Shading,
            background: Tensor, generator: torch.Generator | None = None,
            jitter: bool = True, more_shadings: Sequence[Shading] = (),
@@ -176,27 +199,16 @@ def render(field: GridField, cams: Cameras, size: int, samples: int, shading: Sh
     read density 0; `compact` (default: on a CPU) skips querying them at all.
     """
     origins, dirs = cams.rays(size)  # (B, H, W, 3)
-    near, far = ray_sphere_bounds(origins, dirs)
-    # Sample only where the field has (or is next to) density: same samples, denser.
     density_grid = field.density_grid()  # (R, R, R)
     box = field.occupied_box(density=density_grid.detach())
     compact = compact_on(origins.device) if compact is None else compact
     # One volume per render; compacting (a host sync anyway) builds only the box's cells.
     volume = field.feature_volume(density_grid, box if compact else None)
-    density_grid = density_grid.detach()
-    box_near, box_far = ray_box_bounds(origins, dirs, *box)
-    near, far = torch.maximum(near, box_near), torch.minimum(far, box_far)
-    far = torch.maximum(far, near)
-    t = stratified_depths(near, far, samples, generator, jitter)  # (B, H, W, S)
-    points = origins[..., None, :] + dirs[..., None, :] * t[..., None]
-    alive = (far > near)[..., None].expand_as(t)  # a ray that misses the box adds nothing
-    occupancy = field.occupancy(density_grid)
-    if occupancy is not None:
-        alive = alive & field.occupied_at(occupancy, points)
+    t, deltas, points, alive = place_samples(field, origins, dirs, box, density_grid.detach(),
+                                             samples, generator, jitter)
     sel = SampleSelection(alive, compact)
     q = field.query(sel.take(points.reshape(-1, 3)), volume)  # (P,) and (P, 3)
     density = sel.to_dense_density(q["density"])  # (B, H, W, S)
-    deltas = torch.cat([t.diff(dim=-1), (far - t[..., -1])[..., None]], dim=-1)
     weights = composite(density, deltas)  # (B, H, W, S)
     acc = weights.sum(-1, keepdim=True)  # (B, H, W, 1)
     bg = background if background.dim() == 4 else background[:, None, None, :]
