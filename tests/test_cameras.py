@@ -1,4 +1,4 @@
-"""The camera convention against the formulas of shared/TOYWORLD.md."""
+"""The camera convention against the formulas of docs/TOYWORLD.md."""
 import math
 
 import pytest

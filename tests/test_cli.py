@@ -115,3 +115,22 @@ def test_cuda_without_a_gpu_is_a_message(tmp_path, capsys, monkeypatch):
                          "--out", str(tmp_path / "r"))
     assert code == 2 and "no CUDA GPU" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_retrieval_train_writes_a_new_file_not_the_shipped_weights(tmp_path, monkeypatch):
+    """Without --out the weights go to a new file in the current folder, never over the
+    package's (training replaced by a stub: only where it writes is tested)."""
+    import dreamfusion.retrieval.train as rtrain
+    from dreamfusion.retrieval.model import WEIGHTS
+    written = []
+    monkeypatch.setattr(rtrain, "train_retrieval", lambda *a, **k: (None, {"accuracy": 1}))
+    monkeypatch.setattr(rtrain, "save", lambda model, report, path: (written.append(path),
+                                                                     path.write_text("w")))
+    monkeypatch.chdir(tmp_path)
+    before = WEIGHTS.stat().st_mtime_ns
+    assert main(["retrieval-train"]) == 0
+    assert main(["retrieval-train"]) == 0
+    assert written == [tmp_path / "retrieval-weights.pt", tmp_path / "retrieval-weights-2.pt"]
+    assert WEIGHTS.stat().st_mtime_ns == before
+    assert main(["retrieval-train", "--out", str(tmp_path / "mine.pt")]) == 0
+    assert written[-1] == tmp_path / "mine.pt"

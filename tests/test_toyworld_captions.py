@@ -1,4 +1,4 @@
-"""Caption grammar of the toy world (shared/TOYWORLD.md, Captions)."""
+"""Caption grammar of the toy world (docs/TOYWORLD.md, Captions)."""
 import pytest
 
 from dreamfusion.toyworld import (

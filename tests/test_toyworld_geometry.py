@@ -1,4 +1,4 @@
-"""Exact geometry of the toy world's shapes (shared/TOYWORLD.md, Objects)."""
+"""Exact geometry of the toy world's shapes (docs/TOYWORLD.md, Objects)."""
 import math
 
 import pytest

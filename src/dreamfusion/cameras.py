@@ -1,4 +1,4 @@
-"""Cameras: the one convention of the whole project (shared/TOYWORLD.md).
+"""Cameras: the one convention of the whole project (docs/TOYWORLD.md).
 
 World: right-handed, +y up. A camera at elevation ``el`` and azimuth ``az`` (degrees)
 and distance ``r`` sits at ``(r cos el sin az, r sin el, r cos el cos az)``, looks at the

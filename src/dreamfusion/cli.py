@@ -150,8 +150,11 @@ def add_retrieval_train(sub) -> None:
         "retrieval-train", help="train the toy world's retrieval model (the CLIP analogue)",
         description="Train the retrieval model on freshly rendered photos of the toy world "
                     "and report its accuracy on 3000 held-out photos. Writes the weights "
-                    "shipped in the package unless --out is given.")
-    p.add_argument("--out", type=Path, metavar="FILE", help="where to write the weights")
+                    "to a new file (retrieval-weights.pt, -2, -3, ... in the current "
+                    "folder) unless --out is given; the weights shipped in the package "
+                    "are replaced only by naming them with --out.")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="where to write the weights (an existing file is replaced)")
     p.add_argument("--photos", type=positive_int, default=16000, help="training photos")
     p.add_argument("--epochs", type=positive_int, default=6)
     p.add_argument("--width", type=positive_int, default=32, help="channels of the first layer")
@@ -188,7 +191,8 @@ def add_generate(sub) -> None:
                    help="render resolution in pixels during training (preset: 32 fast, 64 quality)")
     p.add_argument("--batch-size", type=positive_int, help="cameras per step")
     p.add_argument("--guidance", type=positive_float,
-                   help="classifier-free guidance scale s (default 3 for the toy prior)")
+                   help="classifier-free guidance scale s (default 1.5 for the toy prior, "
+                        "100 for sd, 20 for if)")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
                    help="where to run (default auto: CUDA if available, else CPU); may be "
                         "changed when resuming")
@@ -552,13 +556,23 @@ def load_scorer(args: argparse.Namespace):
 def cmd_retrieval_train(args: argparse.Namespace) -> int:
     import json
 
-    from .retrieval.model import WEIGHTS
     from .retrieval.train import save, train_retrieval
     model, report = train_retrieval(args.photos, args.epochs, args.width, args.seed,
                                     log=log_line)
-    save(model, report, args.out or WEIGHTS)
+    out = args.out or new_weights_path(Path.cwd())
+    save(model, report, out)
     print(json.dumps(report, indent=2))
+    log_line(f"weights written to {out}")
     return 0
+
+
+def new_weights_path(folder: Path) -> Path:
+    """retrieval-weights.pt, or -2, -3, ... : a file that does not exist yet."""
+    path, n = folder / "retrieval-weights.pt", 1
+    while path.exists():
+        n += 1
+        path = folder / f"retrieval-weights-{n}.pt"
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -117,7 +117,7 @@ class GuidanceConfig:
     guidance_scale: float = 1.5
     """Classifier-free guidance s in eps_u + s (eps_c - eps_u). With the exact toy prior
     it is the main geometry knob: larger s inflates the shape (cone IoU 0.90 at 1.5,
-    0.74 at 2, 0.67 at 3, 0.57 at 6; docs/TUNING.md)."""
+    0.74 at 2, 0.67 at 3, 0.57 at 6; docs/DESIGN-NOTES.md)."""
     t_min: float = 0.02
     """Lower end of the diffusion time range at the end of training (fraction of T)."""
     t_min_start: float = 0.7

@@ -1,4 +1,4 @@
-"""Ground-truth scores of a generated mesh (shared/TOYWORLD.md, "What counts as a
+"""Ground-truth scores of a generated mesh (docs/TOYWORLD.md, "What counts as a
 correct result"): volume IoU against the six true shapes, shape retrieval, colours.
 
 Voxel grids follow ``toyworld.world.grid_points``: [i, j, k] is (x_i, y_j, z_k).

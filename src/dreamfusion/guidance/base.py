@@ -19,13 +19,6 @@ def linear_alphas_cumprod(steps: int = 1000, beta_start: float = 1e-4,
     return torch.cumprod(1.0 - betas, dim=0).float()
 
 
-def scaled_linear_alphas_cumprod(steps: int = 1000, beta_start: float = 0.00085,
-                                 beta_end: float = 0.012) -> Tensor:
-    """alphabar_t of diffusers' `scaled_linear` schedule (Stable Diffusion)."""
-    betas = torch.linspace(beta_start**0.5, beta_end**0.5, steps, dtype=torch.float64) ** 2
-    return torch.cumprod(1.0 - betas, dim=0).float()
-
-
 class DiffusionBackend(ABC):
     """A frozen text-conditioned noise predictor eps(z_t, t, text)."""
 

@@ -1,4 +1,4 @@
-"""The toy world: captioned objects with exact ground truth (shared/TOYWORLD.md)."""
+"""The toy world: captioned objects with exact ground truth (docs/TOYWORLD.md)."""
 from .captions import (
     Caption,
     CaptionError,

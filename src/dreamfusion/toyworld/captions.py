@@ -1,6 +1,6 @@
 """Captions of the toy world: objects, their canonical text and a strict parser.
 
-Grammar (shared/TOYWORLD.md), case-insensitive, surrounding spaces ignored::
+Grammar (docs/TOYWORLD.md), case-insensitive, surrounding spaces ignored::
 
     a|an {colour} {shape} [with a|an {colour} front] [, {view} view]
 """

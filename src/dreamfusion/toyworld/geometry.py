@@ -1,4 +1,4 @@
-"""Exact geometry of the toy world's six shapes (shared/TOYWORLD.md).
+"""Exact geometry of the toy world's six shapes (docs/TOYWORLD.md).
 
 Every ``sdf`` here is negative inside, zero exactly on the surface and, outside, equal to
 the Euclidean distance to the surface (so it never overshoots in sphere tracing).

@@ -1,4 +1,4 @@
-"""The toy prior's training distribution: captioned photos (shared/TOYWORLD.md, Photos)."""
+"""The toy prior's training distribution: captioned photos (docs/TOYWORLD.md, Photos)."""
 from __future__ import annotations
 
 import zlib

@@ -1,4 +1,4 @@
-"""The toy world's fixed numbers (shared/TOYWORLD.md). They are a contract: do not tune."""
+"""The toy world's fixed numbers (docs/TOYWORLD.md). They are a contract: do not tune."""
 from __future__ import annotations
 
 import math
