@@ -70,8 +70,8 @@ def test_mixed_batch_matches_brute_force_row_by_row():
 
 def test_banks_are_built_from_captions_deterministically():
     a, b = ToyPrior(size=8, bank_size=6, uncond_bank_size=10), ToyPrior(size=8, bank_size=6, uncond_bank_size=10)
-    ids = a.encode_text(["a red cube", "", "A Red Cube ", "a red cube, side view"])
-    assert ids.tolist() == [0, 1, 0, 2]
+    emb = a.encode_text(["a red cube", "", "A Red Cube ", "a red cube, side view"])
+    assert emb.tolist() == [[k, k, 1.0] for k in (0, 1, 0, 2)]  # one bank each, share 1
     assert torch.equal(a.bank("a red cube"), b.bank("a red cube"))
     assert a.bank("a red cube").shape == (6, 3, 8, 8)
     assert a.bank("").shape == (10, 3, 8, 8)
@@ -91,3 +91,30 @@ def test_caption_outside_world_is_an_error():
 def test_wrong_render_size_is_an_error():
     with pytest.raises(ValueError, match="16x16"):
         ToyPrior(size=16).encode_images(torch.zeros(1, 3, 8, 8))
+
+
+def test_interpolated_text_is_the_exact_denoiser_of_the_two_banks_mixture():
+    """interpolate_text(a, b, r): the posterior mean under the prior r p_a + (1 - r) p_b,
+    each photo weighted by its bank's share over the bank's size (brute force)."""
+    gen = torch.Generator().manual_seed(5)
+    banks = [torch.rand(5, 3, 4, 4, generator=gen), torch.rand(3, 3, 4, 4, generator=gen)]
+    prior = prior_with_bank({"a": banks[0], "b": banks[1]})
+    ids = torch.tensor([[0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    r = torch.tensor([0.3])
+    mix = prior.interpolate_text(ids[:1], ids[1:], r)
+    assert mix.tolist() == [[0.0, 1.0, pytest.approx(0.3)]]
+    z = torch.randn(1, 3, 4, 4, generator=gen)
+    t = 350
+    acp = prior.alphas_cumprod[t]
+    got = prior.posterior_mean(z, torch.tensor([t]), mix)[0]
+    photos = torch.cat(banks) * 2 - 1
+    mass = torch.tensor([0.3 / 5] * 5 + [0.7 / 3] * 3)
+    log_p = torch.stack([-((z[0] - acp.sqrt() * x) ** 2).sum() / (2 * (1 - acp)) for x in photos])
+    w = mass * torch.exp(log_p - log_p.max())
+    want = (w[:, None, None, None] * photos).sum(0) / w.sum()
+    assert torch.allclose(got, want, atol=1e-5)
+    # the ends of the interpolation are the plain texts
+    for share, k in ((1.0, 0), (0.0, 1)):
+        end = prior.interpolate_text(ids[:1], ids[1:], torch.tensor([share]))
+        assert torch.allclose(prior.posterior_mean(z, torch.tensor([t]), end),
+                              prior.posterior_mean(z, torch.tensor([t]), ids[k:k + 1]), atol=1e-6)

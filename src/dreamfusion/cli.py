@@ -215,6 +215,9 @@ def add_generate(sub) -> None:
                         "a CLIP folder or Hub id (needs the diffusers extra)")
     p.add_argument("--no-view-prompts", action="store_true",
                    help="do not append ', front view' etc. to the caption (shows the Janus problem)")
+    p.add_argument("--perp-neg", action=argparse.BooleanOptionalAction, default=None,
+                   help="Perp-Neg: view prompts mixed by azimuth, the other views as "
+                        "negatives through their perpendicular component (default off)")
     p.add_argument("--shading", choices=tuple(SHADING_MODES), default=None,
                    help="shading during training: full = paper schedule (albedo, then "
                         "lambertian and textureless), lambertian = no textureless renders, "
@@ -285,6 +288,7 @@ def parse_value(key: str, raw: str, current: Any) -> Any:
 
 CONFIG_OPTIONS = ("caption", "config", "preset", "steps", "seed", "size", "batch_size",
                   "guidance", "backend", "model", "method", "guide_model", "no_view_prompts",
+                  "perp_neg",
                   "shading", "no_export", "set",
                   "out", "overwrite")
 """Options that choose settings or a folder (not allowed with --resume)."""
@@ -326,6 +330,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         changes = {k: v for k, v in direct.items() if v is not None}
         if args.no_view_prompts:
             changes["guidance.view_prompts"] = False
+        if args.perp_neg is not None:
+            changes["guidance.perp_neg"] = args.perp_neg
         changes.update(SHADING_MODES[args.shading or "full"] or {})
         if args.no_export:
             changes["export.enabled"] = False

@@ -149,6 +149,20 @@ class GuidanceConfig:
     corner-on turn of a cube or pyramid (docs/DESIGN-NOTES.md)."""
     negative_prompt: str = ""
     """Text of the unconditional branch (empty = the true unconditional)."""
+    perp_neg: bool = False
+    """Perp-Neg (guidance/perp_neg.py): the positive prompt mixed between the two view
+    prompts either side of the camera's azimuth, the other views as negatives through
+    the component perpendicular to the positive guidance; 2 more prior passes per image.
+    Needs view prompts; overhead and plain cameras keep their own prompt."""
+    perp_neg_f_fs: tuple[float, float, float] = (4.0, 0.5, -2.426)
+    """(a, b, c) of the front negative's weight -(a exp(-b r) + c) between front and
+    side, r the front's share (0 at the front; threestudio's defaults, all four)."""
+    perp_neg_f_sf: tuple[float, float, float] = (4.0, 0.5, -2.426)
+    """The side negative's, of 1 - r, between front and side (0 at the side)."""
+    perp_neg_f_sb: tuple[float, float, float] = (1.0, 0.5, -0.606)
+    """The side negative's between side and back, r the side's share (0 at the side)."""
+    perp_neg_f_fsb: tuple[float, float, float] = (1.0, 0.5, 0.967)
+    """The front negative's between side and back."""
     bank_size: int = 128
     """Toy prior: photos per caption in the exact denoiser's bank."""
     uncond_bank_size: int = 512

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from .cameras import VIEW_LABELS, Cameras, view_labels
 from .guidance.base import DiffusionBackend
+from .guidance.perp_neg import view_mix
 
 _VIEW_SUFFIX = re.compile(r",\s*(front|side|back|overhead)\s+view\s*\.?\s*$", re.IGNORECASE)
 
@@ -39,6 +40,7 @@ class PromptSet:
         if self.view_dependent:
             texts += [view_prompt(caption, v) for v in VIEW_LABELS]
         emb = backend.encode_text(texts)
+        self.backend = backend
         self.base, self.negative = emb[0], emb[1]
         self.views = {v: emb[2 + i] for i, v in enumerate(VIEW_LABELS)} if self.view_dependent else {}
 
@@ -60,3 +62,32 @@ class PromptSet:
             cond = self.base.unsqueeze(0).expand(len(cams), *self.base.shape)
         uncond = self.negative.unsqueeze(0).expand(len(cams), *self.negative.shape)
         return cond, uncond
+
+    def conditions(self, cams: Cameras, plain: Tensor | None, cfg) -> dict[str, Tensor]:
+        """The text inputs of score distillation for cameras on the host: cond and
+        uncond, and with Perp-Neg on (`cfg.perp_neg`, view prompts in use) negatives
+        and neg_weights too."""
+        if cfg.perp_neg and self.view_dependent:
+            keys = ("cond", "uncond", "negatives", "neg_weights")
+            return dict(zip(keys, self.perp_neg_for_cameras(cams, plain, cfg)))
+        return dict(zip(("cond", "uncond"), self.for_cameras(cams, plain)))
+
+    def perp_neg_for_cameras(self, cams: Cameras, plain: Tensor | None, cfg
+                             ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Perp-Neg's (cond (B, ...), uncond (B, ...), negatives (B, 2, ...), weights
+        (B, 2)) for cameras on the host (guidance/perp_neg.py). The positive mixes the
+        two views either side of the camera's azimuth; overhead and plain cameras keep
+        their prompt of `for_cameras` and get negative weights 0."""
+        cond, uncond = self.for_cameras(cams, plain)
+        v = self.views
+        front_half, r, weights = view_mix(cams.az, cfg)
+        first = torch.stack([v["front"] if f else v["side"] for f in front_half.tolist()])
+        second = torch.stack([v["side"] if f else v["back"] for f in front_half.tolist()])
+        mixed = self.backend.interpolate_text(first, second, r)
+        other = torch.stack([v["side"] if f else v["front"] for f in front_half.tolist()])
+        negatives = torch.stack([first, other], dim=1)  # (front, side) or (side, front)
+        keep = torch.tensor([label == "overhead" for label in view_labels(cams.el, cams.az)])
+        if plain is not None:
+            keep = keep | plain
+        cond = torch.stack([c if k else m for c, m, k in zip(cond, mixed, keep.tolist())])
+        return cond, uncond, negatives, torch.where(keep[:, None], 0.0, weights)

@@ -260,14 +260,14 @@ class Trainer:
         shading = to_device(sample_shading(cfg.shading, cams, self.step, total, self.generator),
                             self.device)
         size, backend, prompts = self.step_guide()
-        cond, uncond = prompts.for_cameras(cams, plain)  # view labels of the host's cameras
+        texts = prompts.conditions(cams, plain, cfg.guidance)  # from the host's cameras
         cams = cams.to(self.device)
         # 2. render the field (larger while the shape forms, if so configured)
         out = render_model(self.field, cams, size, cfg.render.samples, shading,
                            self.background_for(cams, size), self.generator)
         # 3. score distillation against the caption (view-dependent prompt per camera)
-        losses = score_distillation(backend, out["image"], cond, uncond, cfg.guidance,
-                                    self.step, total, self.generator)
+        losses = score_distillation(backend, out["image"], cfg=cfg.guidance, step=self.step,
+                                    total_steps=total, generator=self.generator, **texts)
         # 4. regularisers
         terms = {"sds": losses["sds"], "orientation": out["orientation"],
                  "opacity": (out["opacity"] ** 2 + 0.01).sqrt().mean()}

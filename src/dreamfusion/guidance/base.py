@@ -38,6 +38,12 @@ class DiffusionBackend(ABC):
     def predict_noise(self, z_t: Tensor, t: Tensor, text_emb: Tensor) -> Tensor:
         """eps prediction (B, C, h, w) for noisy z_t (B, C, h, w), integer t (B,), text (B, ...)."""
 
+    def interpolate_text(self, a: Tensor, b: Tensor, r: Tensor) -> Tensor:
+        """Embeddings between two texts' (N, ...) each, r (N,) in [0, 1] the share of a
+        (Perp-Neg's positive prompt between two views): linear, as in threestudio."""
+        r = r.to(a.dtype).reshape(-1, *([1] * (a.dim() - 1)))
+        return r * a + (1 - r) * b
+
     def release_text_encoder(self) -> None:
         """Free whatever only text encoding needs (called once the prompts are embedded);
         nothing to free by default."""

@@ -6,6 +6,7 @@ from torch import Tensor
 
 from ..config import GuidanceConfig
 from ..devices import upload
+from . import perp_neg
 from .base import DiffusionBackend
 
 
@@ -48,13 +49,21 @@ def sds_loss(latents: Tensor, grad: Tensor) -> Tensor:
 
 
 def guided_noise(backend: DiffusionBackend, z_t: Tensor, t: Tensor, cond: Tensor,
-                 uncond: Tensor, scale: float) -> Tensor:
-    """Classifier-free guidance eps_u + s (eps_c - eps_u), one batched no-grad call."""
+                 uncond: Tensor, scale: float, negatives: Tensor | None = None,
+                 neg_weights: Tensor | None = None) -> Tensor:
+    """Classifier-free guidance eps_u + s (eps_c - eps_u), one batched no-grad call;
+    with negatives (B, M, ...) and weights (B, M), Perp-Neg's (guidance/perp_neg.py),
+    all 2 + M texts in the same call."""
+    m = 0 if negatives is None else negatives.shape[1]
+    texts = [cond, uncond] + [negatives[:, i] for i in range(m)]
     with torch.no_grad():
-        eps = backend.predict_noise(torch.cat([z_t, z_t]), torch.cat([t, t]),
-                                    torch.cat([cond, uncond]))
-    eps_c, eps_u = eps.chunk(2)
-    return eps_u + scale * (eps_c - eps_u)
+        eps = backend.predict_noise(torch.cat([z_t] * (2 + m)), torch.cat([t] * (2 + m)),
+                                    torch.cat(texts))
+    eps_c, eps_u, *eps_neg = eps.chunk(2 + m)
+    if m == 0:
+        return eps_u + scale * (eps_c - eps_u)
+    return perp_neg.combine(eps_u, eps_c, torch.stack(eps_neg, dim=1),
+                            upload(neg_weights, eps.device), scale)
 
 
 def tile(x: Tensor, k: int) -> Tensor:
@@ -64,8 +73,11 @@ def tile(x: Tensor, k: int) -> Tensor:
 
 def score_distillation(backend: DiffusionBackend, images: Tensor, cond: Tensor,
                        uncond: Tensor, cfg: GuidanceConfig, step: int, total_steps: int,
-                       generator: torch.Generator | None = None) -> dict[str, Tensor]:
-    """SDS on renders (B, 3, H, W) in [0, 1] with text embeddings cond / uncond (B, ...).
+                       generator: torch.Generator | None = None,
+                       negatives: Tensor | None = None,
+                       neg_weights: Tensor | None = None) -> dict[str, Tensor]:
+    """SDS on renders (B, 3, H, W) in [0, 1] with text embeddings cond / uncond (B, ...)
+    and, for Perp-Neg, negatives (B, M, ...) with weights (B, M).
 
     Returns {'sds': loss, 't': timesteps (K B,)}; gradient of 'sds' w.r.t. the encoded
     images is w(t) (eps_hat - eps) / B, averaged over K = `cfg.noise_samples` draws of
@@ -81,7 +93,10 @@ def score_distillation(backend: DiffusionBackend, images: Tensor, cond: Tensor,
     eps = upload(torch.randn(x.shape, generator=generator), latents.device).to(latents.dtype)
     a = acp[t].reshape(-1, *([1] * (latents.dim() - 1)))
     z_t = a.sqrt() * x + (1 - a).sqrt() * eps
-    eps_hat = guided_noise(backend, z_t, t, tile(cond, k), tile(uncond, k), cfg.guidance_scale)
+    if negatives is not None:
+        negatives, neg_weights = tile(negatives, k), tile(neg_weights, k)
+    eps_hat = guided_noise(backend, z_t, t, tile(cond, k), tile(uncond, k), cfg.guidance_scale,
+                           negatives, neg_weights)
     grad = sds_weight(acp, t, cfg.weighting).reshape_as(a) * (eps_hat - eps)
     if cfg.grad_clip > 0:
         grad = grad.clamp(-cfg.grad_clip, cfg.grad_clip)

@@ -10,6 +10,7 @@ the empirical distribution of the bank.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -25,6 +26,13 @@ from .base import DiffusionBackend, linear_alphas_cumprod
 def photo_code() -> str:
     """Fingerprint of the code that renders the photos: the toy world and its cameras."""
     return source_fingerprint(str(Path(toyworld.__file__).parent), cameras.__file__)
+
+
+def mixture_rows(text_emb: Tensor) -> list[tuple[int, int, float]]:
+    """(bank a, bank b, share of a) per row of (B, 3) mixtures or (B,) bank ids."""
+    if text_emb.dim() == 1:
+        return [(k, k, 1.0) for k in text_emb.long().tolist()]
+    return [(int(a), int(b), float(w)) for a, b, w in text_emb.tolist()]
 
 
 class ToyPrior(DiffusionBackend):
@@ -55,10 +63,19 @@ class ToyPrior(DiffusionBackend):
 
     # -- text -----------------------------------------------------------------------
     def encode_text(self, texts: list[str]) -> Tensor:
-        """Bank ids (N,) long, on the host whatever the device: `posterior_mean` picks a
-        bank by id in Python, which would be a host-device sync per image on a GPU.
+        """(N, 3) float, on the host whatever the device: a mixture of at most two banks,
+        (bank a, bank b, share of a); a text is (its bank, its bank, 1). On the host
+        because `posterior_mean` picks banks in Python (on a GPU a sync per image).
         Raises CaptionError for text outside the toy world."""
-        return torch.tensor([self._bank_id(t) for t in texts], dtype=torch.long)
+        ids = torch.tensor([self._bank_id(t) for t in texts], dtype=torch.float32)
+        return torch.stack([ids, ids, torch.ones_like(ids)], dim=1)
+
+    def interpolate_text(self, a: Tensor, b: Tensor, r: Tensor) -> Tensor:
+        """The mixture r p_a + (1 - r) p_b of two texts' photo distributions: its exact
+        denoiser is this prior's answer to an embedding between the two."""
+        if not (torch.equal(a[:, 0], a[:, 1]) and torch.equal(b[:, 0], b[:, 1])):
+            raise ValueError("the toy prior mixes two plain texts, not mixtures")
+        return torch.stack([a[:, 0], b[:, 0], r.to(torch.float32).cpu()], dim=1)
 
     def _bank_id(self, text: str) -> int:
         key = "" if not text.strip() else parse_caption(text).text
@@ -102,16 +119,25 @@ class ToyPrior(DiffusionBackend):
 
     # -- denoising ------------------------------------------------------------------
     def posterior_mean(self, z_t: Tensor, t: Tensor, text_emb: Tensor) -> Tensor:
-        """x0 prediction (B, 3, H, W) in [-1, 1]: softmax-weighted mean of the bank."""
+        """x0 prediction (B, 3, H, W) in [-1, 1]: softmax-weighted mean of the photos of
+        the text's bank, or of two banks with prior shares w and 1 - w (text_emb from
+        `encode_text` / `interpolate_text`; plain bank ids (B,) are accepted too)."""
         acp = self.alphas_cumprod[t]
         alpha, var = acp.sqrt(), 1 - acp
         z = z_t.reshape(z_t.shape[0], -1)
         out = torch.empty_like(z)
-        for b in range(z.shape[0]):
-            bank, sq = self._banks[int(text_emb[b])], self._sqnorms[int(text_emb[b])]
+        for b, (ia, ib, share) in enumerate(mixture_rows(text_emb)):
+            parts = [(ia, share)] if ia == ib else [(ia, share), (ib, 1.0 - share)]
+            parts = [(k, w) for k, w in parts if w > 0]
+            banks = torch.cat([self._banks[k] for k, _ in parts])
+            sq = torch.cat([self._sqnorms[k] for k, _ in parts])
             # |z - a x_i|^2 = |z|^2 - 2 a z.x_i + a^2 |x_i|^2; |z|^2 cancels in the softmax.
-            logits = (2 * alpha[b] * (bank @ z[b]) - alpha[b] ** 2 * sq) / (2 * var[b])
-            out[b] = torch.softmax(logits, dim=0) @ bank
+            logits = (2 * alpha[b] * (banks @ z[b]) - alpha[b] ** 2 * sq) / (2 * var[b])
+            if len(parts) > 1:  # each photo's prior mass: its bank's share over its size
+                logits = logits + torch.cat([
+                    torch.full_like(self._sqnorms[k], math.log(w / len(self._banks[k])))
+                    for k, w in parts])
+            out[b] = torch.softmax(logits, dim=0) @ banks
         return out.reshape_as(z_t)
 
     def predict_noise(self, z_t: Tensor, t: Tensor, text_emb: Tensor) -> Tensor:
