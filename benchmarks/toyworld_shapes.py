@@ -4,11 +4,14 @@
     python benchmarks/toyworld_shapes.py --janus               # red cube with yellow front, +- view prompts
     python benchmarks/toyworld_shapes.py --captions "a green cone" --seeds 0 1 --jobs 2
     python benchmarks/toyworld_shapes.py --single --seeds 0 1 --jobs 2 --root DIR --keep
+    python benchmarks/toyworld_shapes.py --front --seeds 0 1 --jobs 2 --extra "--perp-neg"
 
 Each run is the real command line in a subprocess (default preset unless --extra), with
 `--jobs` processes side by side (1 torch thread each when jobs > 1: on 2 cores that
 gives more runs per minute than one 2-thread process). Prints a Markdown table of the
-metrics each run wrote to metrics.json; the run folders stay under --root.
+metrics each run wrote to metrics.json, then a summary (the goal: volume IoU >= 0.7,
+right shape, right body colour; for front-coloured captions the front colour, the
+Janus failure); the run folders stay under --root.
 """
 from __future__ import annotations
 
@@ -24,11 +27,25 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dreamfusion.toyworld.captions import single_color_objects
+from dreamfusion.toyworld.world import COLORS, SHAPES
 
 SIX = ["a red cube", "a green sphere", "a blue torus", "a yellow cylinder", "an orange cone",
        "a purple pyramid"]
 JANUS = [("a red cube with a yellow front", ""),
          ("a red cube with a yellow front", "--no-view-prompts")]
+
+
+def front_spread() -> list[str]:
+    """36 front-coloured captions: every shape with every body colour, the front colour
+    a shift of the body's that differs per shape, so each front colour comes 6 times."""
+    names = list(COLORS)
+    captions = []
+    for i, shape in enumerate(SHAPES):
+        for j, body in enumerate(names):
+            front = names[(j + 1 + i % (len(names) - 1)) % len(names)]
+            a, b = ("an" if c[0] in "aeiou" else "a" for c in (body, front))
+            captions.append(f"{a} {body} {shape} with {b} {front} front")
+    return captions
 
 
 def run_one(caption: str, seed: int, extra: str, root: Path, threads: int,
@@ -67,6 +84,8 @@ def main() -> None:
     ap.add_argument("--janus", action="store_true", help="the front-colour pair, +- view prompts")
     ap.add_argument("--single", action="store_true",
                     help="all 36 single-colour captions (every shape in every colour)")
+    ap.add_argument("--front", action="store_true",
+                    help="36 front-coloured captions (every shape x body colour, fronts spread)")
     ap.add_argument("--keep", action="store_true",
                     help="reuse runs under --root that finished (resume a sweep)")
     ap.add_argument("--seeds", nargs="*", type=int, default=[0])
@@ -79,7 +98,7 @@ def main() -> None:
         specs = [(c, s, e) for c, e in JANUS for s in args.seeds]
     else:
         captions = ([o.text for o in single_color_objects()] if args.single
-                    else args.captions or SIX)
+                    else front_spread() if args.front else args.captions or SIX)
         specs = [(c, s, args.extra) for c in captions for s in args.seeds]
     threads = 1 if args.jobs > 1 else 0
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -90,6 +109,32 @@ def main() -> None:
     print("|---|---:|---:|---|---|---|---:|")
     for r in results:
         print(row(r))
+    print()
+    print(summary(results))
+
+
+def summary(results: list[dict]) -> str:
+    """Goal counts, mean IoU, per-shape IoU and, where there are fronts, front / Janus."""
+    done = [r for r in results if "error" not in r]
+    gt = [r["ground_truth"] for r in done]
+    goal = [g["iou"] >= 0.7 and g["shape_correct"] and g["color_correct"] for g in gt]
+    lines = [f"runs {len(results)}, failed {len(results) - len(done)}, goal met "
+             f"{sum(goal)} of {len(done)}, mean IoU "
+             f"{sum(g['iou'] for g in gt) / max(len(gt), 1):.3f}"]
+    fronts = [g for g in gt if "front_correct" in g]
+    if fronts:
+        lines.append(f"front colour right {sum(g['front_correct'] for g in fronts)} of "
+                     f"{len(fronts)}, Janus {sum(g['janus'] for g in fronts)} of {len(fronts)}, "
+                     f"back right {sum(g['back_correct'] for g in fronts)} of {len(fronts)}")
+    lines += ["", "| shape | goal met | IoU min - max | mean |", "|---|---:|---|---:|"]
+    for shape in SHAPES:
+        rows = [(g, ok) for r, g, ok in zip(done, gt, goal) if r["caption"].split(" with ")[0]
+                .endswith(shape)]
+        if rows:
+            ious = [g["iou"] for g, _ in rows]
+            lines.append(f"| {shape} | {sum(ok for _, ok in rows)} / {len(rows)} | "
+                         f"{min(ious):.2f} - {max(ious):.2f} | {sum(ious) / len(ious):.3f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
