@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
+from ..devices import upload
+
 
 def linear_alphas_cumprod(steps: int = 1000, beta_start: float = 1e-4,
                           beta_end: float = 0.02) -> Tensor:
@@ -41,7 +43,7 @@ class DiffusionBackend(ABC):
     def interpolate_text(self, a: Tensor, b: Tensor, r: Tensor) -> Tensor:
         """Embeddings between two texts' (N, ...) each, r (N,) in [0, 1] the share of a
         (Perp-Neg's positive prompt between two views): linear, as in threestudio."""
-        r = r.to(a.dtype).reshape(-1, *([1] * (a.dim() - 1)))
+        r = upload(r, a.device).to(a.dtype).reshape(-1, *([1] * (a.dim() - 1)))
         return r * a + (1 - r) * b
 
     def release_text_encoder(self) -> None:
