@@ -307,3 +307,26 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again(tmp_path, capsys
     runs.save_config(run_dir, config_from_args(build_parser().parse_args(argv)))
     assert main(argv) == 0  # only its own config.json was there: nothing to lose
     assert field_of(run_dir)["step"] == 5
+
+
+class SignallingPrior(ToyPrior):
+    """The toy prior, sending this process SIGINT on one call."""
+
+    def __init__(self, at_call):
+        super().__init__(size=16, bank_size=8, uncond_bank_size=8)
+        self.at_call, self.calls = at_call, 0
+
+    def predict_noise(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.at_call:
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().predict_noise(*args, **kwargs)
+
+
+def test_a_signal_between_loss_reads_keeps_every_step_in_the_log(tmp_path):
+    """Losses are read every faults.check_every steps; a stop in between still reads
+    the steps since the last read into the log and the checkpoint."""
+    trainer = train(tiny_cfg(steps=30), tmp_path, backend=SignallingPrior(13), progress=False)
+    assert trainer.stopped_by == signal.SIGINT and trainer.step == 13
+    assert len(trainer.loss_log) == 13 and trainer.pending == []
+    assert len(runs.read_checkpoint(tmp_path / runs.CHECKPOINT)["loss_log"]) == 13

@@ -385,6 +385,17 @@ def rollback(trainer: Trainer, run_dir: Path, log: Callable[[str], None],
         f"{trainer.step}, learning rates x{trainer.lr_scale:g}")
 
 
+def read_back(trainer: Trainer, run_dir: Path, log: Callable[[str], None]) -> bool:
+    """Settle the pending steps' losses; roll back if they made too many faults in a
+    row (returns True then)."""
+    first = trainer.step - len(trainer.pending)
+    bad = trainer.settle()
+    if bad is None:
+        return False
+    rollback(trainer, run_dir, log, first + bad + 1)
+    return True
+
+
 def save_progress(trainer: Trainer, run_dir: Path) -> None:
     """Checkpoint + status.json; a field that is no longer finite is never saved."""
     if not trainer.field_is_finite():
@@ -426,11 +437,7 @@ def train(cfg: RunConfig, run_dir: Path, backend: DiffusionBackend | None = None
             if not (preview_due or checkpoint_due or step % cfg.faults.check_every == 0
                     or step == cfg.steps or stop.requested is not None):
                 continue
-            # read the losses of the steps since the last check (one host sync)
-            first = step - len(trainer.pending)
-            bad = trainer.settle()
-            if bad is not None:
-                rollback(trainer, run_dir, log, first + bad + 1)
+            if read_back(trainer, run_dir, log):  # one host sync
                 elapsed0, start = trainer.elapsed, time.perf_counter()
                 bar.reset(total=cfg.steps)
                 bar.update(trainer.step)
@@ -443,5 +450,6 @@ def train(cfg: RunConfig, run_dir: Path, backend: DiffusionBackend | None = None
                 save_progress(trainer, run_dir)
         bar.close()
         trainer.stopped_by = stop.requested
+        read_back(trainer, run_dir, log)  # steps since the last read (after a signal)
         save_progress(trainer, run_dir)
     return trainer
