@@ -129,8 +129,11 @@ class ToyPrior(DiffusionBackend):
         for b, (ia, ib, share) in enumerate(mixture_rows(text_emb)):
             parts = [(ia, share)] if ia == ib else [(ia, share), (ib, 1.0 - share)]
             parts = [(k, w) for k, w in parts if w > 0]
-            banks = torch.cat([self._banks[k] for k, _ in parts])
-            sq = torch.cat([self._sqnorms[k] for k, _ in parts])
+            if len(parts) == 1:  # a plain text: its bank as it is (no copy)
+                banks, sq = self._banks[parts[0][0]], self._sqnorms[parts[0][0]]
+            else:
+                banks = torch.cat([self._banks[k] for k, _ in parts])
+                sq = torch.cat([self._sqnorms[k] for k, _ in parts])
             # |z - a x_i|^2 = |z|^2 - 2 a z.x_i + a^2 |x_i|^2; |z|^2 cancels in the softmax.
             logits = (2 * alpha[b] * (banks @ z[b]) - alpha[b] ** 2 * sq) / (2 * var[b])
             if len(parts) > 1:  # each photo's prior mass: its bank's share over its size
