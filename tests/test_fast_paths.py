@@ -206,3 +206,20 @@ def test_occupancy_lookup_matches_plain_integer_indexing():
     cell = ((points + 1.0) / field.voxel_size).floor().long().clamp(0, 15)
     expected = occupancy[cell[:, 0], cell[:, 1], cell[:, 2]]
     assert torch.equal(field.occupied_at(occupancy, points), expected)
+
+
+def test_finite_flag_by_sums_matches_elementwise_isfinite():
+    from dreamfusion.train import finite_flag
+    gen = torch.Generator().manual_seed(12)
+    base = [torch.randn(8, 8, 8, generator=gen) * 1e3, torch.randn(3, 4, generator=gen),
+            torch.tensor(2.5)]
+    for i, bad in [(None, None), (0, float("nan")), (1, float("inf")), (2, float("-inf")),
+                   (0, float("-inf"))]:
+        tensors = [t.clone() for t in base]
+        if i is not None:
+            tensors[i].view(-1)[3 % tensors[i].numel()] = bad
+        plain = bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+        assert bool(finite_flag(tensors)) == plain == (i is None)
+    both = [t.clone() for t in base]
+    both[0].view(-1)[0], both[0].view(-1)[1] = float("inf"), float("-inf")  # inf - inf: NaN
+    assert not bool(finite_flag(both))
