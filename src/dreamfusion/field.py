@@ -212,10 +212,10 @@ def double_along(grid: Tensor, axis: int) -> Tensor:
     n = grid.shape[axis]
     prev = torch.cat([grid.narrow(axis, 0, 1), grid.narrow(axis, 0, n - 1)], axis)
     nxt = torch.cat([grid.narrow(axis, 1, n - 1), grid.narrow(axis, n - 1, 1)], axis)
-    near = 0.75 * grid
     shape = list(grid.shape)
     shape[axis] *= 2
-    return torch.stack([near + 0.25 * prev, near + 0.25 * nxt], axis + 1).reshape(shape)
+    return torch.stack([torch.lerp(grid, prev, 0.25), torch.lerp(grid, nxt, 0.25)],
+                       axis + 1).reshape(shape)
 
 
 def density_gradient(sigma: Tensor, h: float, start: tuple[int, ...] = (0, 0, 0),
