@@ -4,7 +4,7 @@
     python benchmarks/toyworld_shapes.py --janus               # red cube with yellow front, +- view prompts
     python benchmarks/toyworld_shapes.py --captions "a green cone" --seeds 0 1 --jobs 2
     python benchmarks/toyworld_shapes.py --single --seeds 0 1 --jobs 2 --root DIR --keep
-    python benchmarks/toyworld_shapes.py --front --seeds 0 1 --jobs 2 --extra "--perp-neg"
+    python benchmarks/toyworld_shapes.py --front --seeds 0 1 --jobs 2 --extra=--perp-neg
 
 Each run is the real command line in a subprocess (default preset unless --extra), with
 `--jobs` processes side by side (1 torch thread each when jobs > 1: on 2 cores that
