@@ -55,14 +55,14 @@ def timed_step(tr: Trainer) -> dict[str, float]:
     t0 = time.perf_counter()
     cams, plain = tr.sample_step_cameras()
     shading = to_device(sample_shading(cfg.shading, cams, tr.step, cfg.steps, tr.generator), dev)
-    cond, uncond = tr.prompts.for_cameras(cams, plain)
+    texts = tr.prompts.conditions(cams, plain, cfg.guidance)
     cams = cams.to(dev)
     out = render(tr.field, cams, cfg.size, cfg.render.samples, shading,
                  tr.background_for(cams, cfg.size), tr.generator)
     sync(dev)
     t1 = time.perf_counter()
-    losses = score_distillation(tr.backend, out["image"], cond, uncond, cfg.guidance,
-                                tr.step, cfg.steps, tr.generator)
+    losses = score_distillation(tr.backend, out["image"], cfg=cfg.guidance, step=tr.step,
+                                total_steps=cfg.steps, generator=tr.generator, **texts)
     loss = losses["sds"] + cfg.reg.orientation * out["orientation"]
     sync(dev)
     t2 = time.perf_counter()

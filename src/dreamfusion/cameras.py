@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .devices import upload
+
 DEFAULT_FOV = 40.0
 DEFAULT_DISTANCE = 2.2
 VIEW_LABELS = ("front", "side", "back", "overhead")
@@ -39,7 +41,6 @@ class Cameras:
 
     def to(self, device) -> "Cameras":
         """On `device` (from the CPU without a host sync, see devices.upload)."""
-        from .devices import upload
         return Cameras(upload(self.el, device), upload(self.az, device),
                        upload(self.dist, device), self.fov)
 

@@ -99,9 +99,9 @@ class GridField(nn.Module):
             start, stop = self.cells_around(*box)
         crop = tuple(slice(a, b) for a, b in zip(start, stop))
         grad = density_gradient(sigma, self.voxel_size, start, stop)
-        albedo = upsample_cells(self._level_sum(self.albedo_levels), r, start, stop)
-        if start == (0, 0, 0) and stop == (r, r, r):
-            albedo = self._finish(albedo)
+        # a box is never cut with mirror_x, so the mirror applies only to whole grids
+        albedo = self._finish(upsample_cells(self._level_sum(self.albedo_levels), r, start,
+                                             stop))
         data = torch.cat([sigma[crop][None], grad, torch.sigmoid(albedo)], dim=0)
         return FeatureVolume(data, start, stop, r, self.cfg.bound)
 

@@ -81,10 +81,11 @@ class PromptSet:
         cond, uncond = self.for_cameras(cams, plain)
         v = self.views
         front_half, r, weights = view_mix(cams.az, cfg)
-        first = torch.stack([v["front"] if f else v["side"] for f in front_half.tolist()])
-        second = torch.stack([v["side"] if f else v["back"] for f in front_half.tolist()])
+        halves = front_half.tolist()
+        first = torch.stack([v["front"] if f else v["side"] for f in halves])
+        second = torch.stack([v["side"] if f else v["back"] for f in halves])
         mixed = self.backend.interpolate_text(first, second, r)
-        other = torch.stack([v["side"] if f else v["front"] for f in front_half.tolist()])
+        other = torch.stack([v["side"] if f else v["front"] for f in halves])
         negatives = torch.stack([first, other], dim=1)  # (front, side) or (side, front)
         keep = torch.tensor([label == "overhead" for label in view_labels(cams.el, cams.az)])
         if plain is not None:

@@ -120,6 +120,7 @@ class SampleSelection:
         self.shape = tuple(alive.shape)  # (B, H, W, S)
         self.alive = alive.reshape(-1)  # (N,) bool
         self.index = self.alive.nonzero()[:, 0] if compact else None  # (P,), None = all
+        self.ray = self._ray_of_sample()  # (P,) flat ray index over B*H*W
 
     def take(self, values: Tensor) -> Tensor:
         """(N, ...) -> (P, ...) values at the queried samples."""
@@ -133,8 +134,7 @@ class SampleSelection:
             density = torch.where(self.alive, density, torch.zeros_like(density))
         return density.reshape(self.shape)
 
-    def ray_of_sample(self) -> Tensor:
-        """(P,) flat ray index (over B*H*W) of each queried sample."""
+    def _ray_of_sample(self) -> Tensor:
         if self.index is None:
             return torch.arange(self.alive.numel(), device=self.alive.device) // self.shape[-1]
         return self.index // self.shape[-1]
@@ -144,8 +144,7 @@ class SampleSelection:
         rays = self.alive.numel() // self.shape[-1]
         if self.index is None:
             return values.reshape(rays, self.shape[-1], -1).sum(1)
-        return values.new_zeros(rays, values.shape[-1]).index_add(0, self.index // self.shape[-1],
-                                                                   values)
+        return values.new_zeros(rays, values.shape[-1]).index_add(0, self.ray, values)
 
 
 def compact_on(device: torch.device) -> bool:
@@ -213,7 +212,7 @@ def render(field: GridField, cams: Cameras, size: int, samples: int, shading: Sh
     acc = weights.sum(-1, keepdim=True)  # (B, H, W, 1)
     bg = background if background.dim() == 4 else background[:, None, None, :]
     w = sel.take(weights.reshape(-1))[:, None]  # (P, 1)
-    ray = sel.ray_of_sample()  # (P,)
+    ray = sel.ray  # (P,)
     image_of = ray // (size * size)
     b = len(cams)
 
