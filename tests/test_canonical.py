@@ -73,3 +73,26 @@ def test_snap_is_on_for_the_toy_world_and_off_for_real_priors():
     from dreamfusion.cli import BACKEND_DEFAULTS
     assert ExportConfig().snap_turn is True
     assert all(d["export.snap_turn"] is False for d in BACKEND_DEFAULTS.values())
+
+
+def test_iou_unsnapped_undoes_the_snap():
+    """A cube turned by 25 degrees: the exported (snapped) mesh fits the true cube;
+    turned back by the snap it is the mesh exported without the snap (the other sign
+    is not), and iou_unsnapped scores that."""
+    from dreamfusion.evaluate import score_mesh, turned_back, voxelize_mesh
+    from dreamfusion.export import export_mesh
+    from dreamfusion.toyworld.captions import parse_caption
+    field = field_of(occupancy("cube", 25.0))
+    snapped, turn = snap_turn(field)
+    cfg = ExportConfig(mesh_resolution=64, threshold=1.0)
+    raw, _ = export_mesh(field, cfg)
+    mesh, _ = export_mesh(snapped, cfg)
+    vox = torch.from_numpy(voxelize_mesh(raw))
+    assert iou(torch.from_numpy(voxelize_mesh(turned_back(mesh, turn))), vox) > 0.9
+    assert iou(torch.from_numpy(voxelize_mesh(turned_back(mesh, -turn))), vox) < 0.8
+    cube = parse_caption("a red cube")
+    as_trained = score_mesh(raw, cube)["iou"]
+    scores = score_mesh(mesh, cube, turn_deg=turn)
+    assert scores["iou"] > as_trained + 0.1  # the snap is an alignment that pays
+    assert abs(scores["iou_unsnapped"] - as_trained) < 0.02
+    assert score_mesh(raw, cube)["iou_unsnapped"] == as_trained  # no snap, nothing undone

@@ -75,7 +75,8 @@ def ground_truth_scores(run_dir: Path, caption: str) -> dict:
     gt = mesh_ground_truth(run_dir, caption)
     if not gt:
         return {}
-    out = {k: gt[k] for k in ("iou", "retrieved_shape", "color_name") if k in gt}
+    out = {k: gt[k] for k in ("iou", "iou_unsnapped", "retrieved_shape", "color_name")
+           if k in gt}
     obj = parse_caption(caption).obj
     out["shape_right"] = gt.get("retrieved_shape") == obj.shape
     out["color_right"] = gt.get("color_name") == obj.color
@@ -106,12 +107,17 @@ def evaluate_run(run_dir: Path, model, others: dict | None = None) -> dict:
     with torch.no_grad():
         views = render_eval_views(field)
     named = {"": model, **{f"_{k}": m for k, m in (others or {}).items()}}
+    toy = in_toy_world(cfg.caption)
     try:
         scores = {f"{kind}_r_precision{suffix}": r_precision(m, views[kind], cfg.caption)
                   for suffix, m in named.items() for kind in ("color", "geo")}
+        if toy:
+            scores |= {f"geo_shape_r_precision{suffix}": m.shape_r_precision(views["geo"],
+                                                                             cfg.caption)
+                       for suffix, m in named.items()}
     except ValueError as err:
         raise runs.RunFolderError(f"{run_dir}: {err}") from None
-    truth = ground_truth_scores(run_dir, cfg.caption) if in_toy_world(cfg.caption) else {}
+    truth = ground_truth_scores(run_dir, cfg.caption) if toy else {}
     return {"run": str(run_dir), "caption": cfg.caption, "seed": cfg.seed,
             "method": cfg.method, **scores, **truth}
 
@@ -130,9 +136,10 @@ def mean(rows: list[dict], key: str) -> float | None:
 def summary(rows: list[dict]) -> dict:
     """Means over runs of every score (booleans become rates); R-precision under every
     retrieval model present (`color_r_precision`, `color_r_precision_b`, ...)."""
-    r_prec = sorted({k for r in rows for k in r if k.startswith(("color_r_precision",
-                                                                  "geo_r_precision"))})
-    keys = (*r_prec, "iou", "shape_right", "color_right", "front_right", "janus")
+    r_prec = sorted({k for r in rows for k in r if k.startswith(
+        ("color_r_precision", "geo_r_precision", "geo_shape_r_precision"))})
+    keys = (*r_prec, "iou", "iou_unsnapped", "shape_right", "color_right", "front_right",
+            "janus")
     means = {k: mean(rows, k) for k in keys}
     return {k: v for k, v in means.items() if v is not None} | {"runs": len(rows)}
 
@@ -140,16 +147,20 @@ def summary(rows: list[dict]) -> dict:
 def markdown_table(rows: list[dict]) -> str:
     def fmt(v):
         return "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
-    head = ("caption", "seed", "Color R-prec", "Geo R-prec", "IoU", "shape", "colour", "Janus")
-    lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|---:|---:|---|---|---|"]
+    head = ("caption", "seed", "Color R-prec", "Geo R-prec (216 captions)",
+            "Geo shape R-prec (6 shapes)", "IoU as exported", "IoU without turn snap",
+            "shape", "colour", "Janus")
+    lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
     for r in rows:
         lines.append("| " + " | ".join(fmt(v) for v in (
             r["caption"], r["seed"], r["color_r_precision"], r["geo_r_precision"],
-            r.get("iou"), r.get("retrieved_shape"), r.get("color_name"),
+            r.get("geo_shape_r_precision"), r.get("iou"), r.get("iou_unsnapped"),
+            r.get("retrieved_shape"), r.get("color_name"),
             ("yes" if r["janus"] else "no") if "janus" in r else None)) + " |")
     s = summary(rows)
     lines.append(f"| **mean over {s['runs']} runs** | | {fmt(s.get('color_r_precision'))} | "
-                 f"{fmt(s.get('geo_r_precision'))} | {fmt(s.get('iou'))} | | | "
+                 f"{fmt(s.get('geo_r_precision'))} | {fmt(s.get('geo_shape_r_precision'))} | "
+                 f"{fmt(s.get('iou'))} | {fmt(s.get('iou_unsnapped'))} | | | "
                  f"{fmt(s.get('janus'))} |")
     return "\n".join(lines) + "\n"
 

@@ -15,7 +15,8 @@ from .toyworld.captions import Caption
 from .toyworld.geometry import occupancy_grid
 from .toyworld.world import COLORS, FRONT_COS, SHAPES
 
-__all__ = ["voxelize_mesh", "volume_iou", "nearest_color", "score_mesh", "mesh_face_colors"]
+__all__ = ["voxelize_mesh", "volume_iou", "nearest_color", "score_mesh", "mesh_face_colors",
+           "turned_back"]
 
 # deterministic sub-cell shift of the ray columns, so no ray passes exactly through a
 # mesh edge or vertex (marching-cubes vertices lie on grid lines) and is counted twice
@@ -185,10 +186,23 @@ def _weighted_mean(colors: np.ndarray, weights: np.ndarray) -> list[float] | Non
     return [float(v) for v in (colors * weights[:, None]).sum(0) / total]
 
 
-def score_mesh(mesh: trimesh.Trimesh, caption: Caption, res: int = 64) -> dict:
+def turned_back(mesh: trimesh.Trimesh, turn_deg: float) -> trimesh.Trimesh:
+    """`mesh` turned about y so as to undo the export's turn snap of `turn_deg`
+    (metrics.json's turn_snapped_deg): the field as it was trained."""
+    import torch
+
+    from .canonical import turn_points_about_y
+    verts = torch.as_tensor(np.asarray(mesh.vertices), dtype=torch.float64)
+    return trimesh.Trimesh(turn_points_about_y(verts, turn_deg).numpy(), mesh.faces,
+                           process=False)
+
+
+def score_mesh(mesh: trimesh.Trimesh, caption: Caption, res: int = 64,
+               turn_deg: float = 0.0) -> dict:
     """JSON-serialisable ground-truth scores of ``mesh`` for ``caption``.
 
-    Keys: iou (vs the caption's shape), iou_by_shape (all six), retrieved_shape,
+    Keys: iou (vs the caption's shape, as exported), iou_unsnapped (the same with the
+    export's turn snap `turn_deg` undone: no alignment), iou_by_shape (all six), retrieved_shape,
     shape_correct, mean_color (area-weighted RGB of the whole surface), color_name,
     color_correct (whole surface nearest the body colour). For front-coloured captions
     also body_color / body_color_name (surface off the front, n_z < FRONT_COS; then
@@ -207,6 +221,9 @@ def score_mesh(mesh: trimesh.Trimesh, caption: Caption, res: int = 64) -> dict:
     mean = _weighted_mean(face_rgb, area) or [_GREY] * 3
     out: dict = {
         "iou": iou_by_shape[obj.shape],
+        "iou_unsnapped": (volume_iou(voxelize_mesh(turned_back(mesh, turn_deg), res=res),
+                                     _true_occupancy(obj.shape, res)) if turn_deg
+                          else iou_by_shape[obj.shape]),
         "iou_by_shape": iou_by_shape,
         "retrieved_shape": retrieved,
         "shape_correct": retrieved == obj.shape,

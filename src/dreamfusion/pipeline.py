@@ -18,15 +18,16 @@ USER_FACING_ERRORS = (EmptyFieldError, NonFiniteFieldError, runs.RunFolderError,
 """Failures whose message is meant for the user (printed without a traceback)."""
 
 
-def ground_truth_metrics(cfg: RunConfig, mesh) -> dict:
-    """Scores against the toy world's exact object, or {} for captions outside it."""
+def ground_truth_metrics(cfg: RunConfig, mesh, turn_deg: float = 0.0) -> dict:
+    """Scores against the toy world's exact object, or {} for captions outside it;
+    turn_deg: the export's turn snap, undone for iou_unsnapped."""
     from .evaluate import score_mesh
     from .toyworld.captions import CaptionError, parse_caption
     try:
         caption = parse_caption(cfg.caption)
     except CaptionError:
         return {}
-    return score_mesh(mesh, caption)
+    return score_mesh(mesh, caption, turn_deg=turn_deg)
 
 
 def export_and_score(cfg: RunConfig, field, run_dir: Path,
@@ -37,7 +38,7 @@ def export_and_score(cfg: RunConfig, field, run_dir: Path,
     mesh, info = export_run(field, cfg.export, run_dir)
     info["export_seconds"] = round(time.perf_counter() - start, 2)
     info["faces"] = int(len(mesh.faces))
-    info["ground_truth"] = ground_truth_metrics(cfg, mesh)
+    info["ground_truth"] = ground_truth_metrics(cfg, mesh, info.get("turn_snapped_deg", 0.0))
     log(f"exported {len(mesh.faces)} faces in {info['export_seconds']:.1f} s")
     return info
 

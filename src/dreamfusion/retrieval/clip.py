@@ -81,3 +81,17 @@ class ClipRetrieval:
             raise ValueError(f'the caption "{caption}" is not in the captions file')
         target = self.captions.index(caption)
         return (self.caption_scores(images).argmax(1) == target).float().mean().item()
+
+    def shape_r_precision(self, images: Tensor, caption: str) -> float:
+        """Share of images whose best of the six texts "a {shape}" (no colour) names the
+        shape of `caption`, a toy-world caption (ValueError otherwise)."""
+        from ..toyworld.captions import CaptionError, parse_caption
+        from ..toyworld.world import SHAPES
+        try:
+            target = SHAPES.index(parse_caption(caption).obj.shape)
+        except CaptionError:
+            raise ValueError(f'"{caption}" is outside the toy world: no shape to rank') from None
+        with torch.no_grad():
+            scores = self.image_features(images) @ self.text_features(
+                [f"a {shape}" for shape in SHAPES]).T
+        return (scores.argmax(1) == target).float().mean().item()
