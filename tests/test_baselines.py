@@ -1,7 +1,6 @@
 """The paper's baselines: Dream Fields and CLIP-Mesh, guided by an image-caption model."""
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -52,11 +51,16 @@ def test_toy_guide_embeddings_are_unit_and_score_the_caption():
 def test_two_retrieval_models_are_independent_and_both_accurate():
     a, b = load_named("toy-a"), load_named("toy-b")
     assert a.width != b.width
-    for name in ("toy-a", "toy-b"):
-        report = torch.load(Path(__file__).parents[1] / "src/dreamfusion/retrieval"
-                            / f"toy_retrieval{'' if name == 'toy-a' else '_b'}.pt",
-                            weights_only=True)["report"]
-        assert report["shape"] > 0.95 and report["color"] > 0.9
+    # Accuracy on 600 fresh photos (a seed no training used), not the figures stored in
+    # the weight files. Over three such draws (seeds 4242, 777, 31337) both models
+    # measured shape 0.995-1.0, colour 0.928-0.948, front 0.673-0.706 (a front is not
+    # visible from behind); floors = the mean minus three binomial spreads of a
+    # 600-photo estimate (shape 0.99, colour 0.91, front 0.63).
+    from dreamfusion.retrieval.train import accuracy, labelled_photos
+    images, labels = labelled_photos(600, seed=4242)
+    for model in (a, b):
+        acc = accuracy(model, images, labels)
+        assert acc["shape"] >= 0.99 and acc["color"] >= 0.91 and acc["front"] >= 0.63, acc
 
 
 def test_augmentations_keep_shapes_and_gradients():
@@ -85,6 +89,9 @@ def test_transmittance_target_is_annealed():
     assert float(transmittance_loss(solid, cfg, 80, 100)) == pytest.approx(-0.1)
 
 
+IOU_FLOOR_40_STEPS = {"dreamfields": 0.45, "clipmesh": 0.85}
+
+
 @pytest.mark.parametrize("method", ["dreamfields", "clipmesh"])
 def test_generate_with_a_baseline_exports_a_mesh_and_evaluates(method, tmp_path):
     out = tmp_path / method
@@ -93,13 +100,18 @@ def test_generate_with_a_baseline_exports_a_mesh_and_evaluates(method, tmp_path)
                  "--set", "export.turntable_frames=4", "--set", "export.mesh_resolution=48"])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["status"] == "finished" and metrics["ground_truth"]["iou"] > 0
+    assert metrics["status"] == "finished"
+    # 40 steps, seeds 0-3: Dream Fields 0.54-0.65 (mean 0.62, spread 0.05), CLIP-Mesh
+    # 0.870-0.872 (its sphere barely moves yet); floors = mean - 3 spreads, rounded down
+    # (an export at the wrong place or scale scores far lower)
+    assert metrics["ground_truth"]["iou"] >= IOU_FLOOR_40_STEPS[method]
     mesh = trimesh.load(out / "mesh.glb", force="mesh")
     assert len(mesh.faces) > 100
     assert json.loads((out / "config.json").read_text())["method"] == method
     assert main(["eval", str(out), "--json", str(tmp_path / "scores.json")]) == 0
     row = json.loads((tmp_path / "scores.json").read_text())["runs"][0]
-    assert 0 <= row["color_r_precision"] <= 1
+    # a sphere from every seed measured (0-3), scored on the mesh the run exported
+    assert row["shape_right"] and row["iou"] == metrics["ground_truth"]["iou"]
     assert main(["export", str(out)]) == 0  # redone from the checkpoint
 
 

@@ -36,7 +36,9 @@ def test_generate_writes_a_complete_run_folder(torus_run):
 def test_generate_makes_the_right_object(torus_run):
     gt = json.loads((torus_run / "metrics.json").read_text())["ground_truth"]
     assert gt["retrieved_shape"] == "torus"
-    assert gt["iou"] >= 0.6
+    # SMALL (500 steps), seeds 0-3 at 25b5e00: 0.867, 0.903, 0.862, 0.902 (mean 0.884,
+    # spread 0.022); floor = mean - 3 spreads, rounded down
+    assert gt["iou"] >= 0.8
     assert gt["color_name"] == "blue"
 
 

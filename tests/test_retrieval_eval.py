@@ -37,8 +37,6 @@ def test_labelled_photos_match_their_captions():
 def test_shipped_weights_retrieve_the_true_caption_from_photos():
     assert WEIGHTS.exists(), "the package ships trained retrieval weights"
     model = load_default()
-    report = torch.load(WEIGHTS, weights_only=True)["report"]
-    assert report["shape"] > 0.9 and report["color"] > 0.85
     for caption in ("a green cone", "a blue torus", "a purple pyramid"):
         views = photo_eval_views(caption)
         assert r_precision(model, views["color"], caption) >= 0.75
@@ -47,6 +45,32 @@ def test_shipped_weights_retrieve_the_true_caption_from_photos():
     # a front colour is seen from the front half only: 3 of the 8 views
     views = photo_eval_views("a red cube with a yellow front")
     assert r_precision(model, views["color"], "a red cube with a yellow front") >= 0.25
+
+
+def test_geo_shape_r_precision_sees_the_shape_of_true_clay_renders():
+    """The six shapes ranked on textureless renders: the true objects' clay renders of
+    a spread of 12 captions score at least 0.9 under both models (1.0 measured over all
+    216 captions x 8 views for model A); the paper's Geo (216 captions) stays low on
+    them, as it must without colour; a caption outside the world has no shape."""
+    from dreamfusion.experiments import table1_captions
+    from dreamfusion.retrieval.model import load_named
+    models = [load_named("toy-a"), load_named("toy-b")]
+    captions = table1_captions(12)
+    views = {c: photo_eval_views(c)["geo"] for c in captions}
+    for model in models:
+        shape = sum(model.shape_r_precision(views[c], c) for c in captions) / len(captions)
+        paper = sum(r_precision(model, views[c], c) for c in captions) / len(captions)
+        assert shape >= 0.9 and paper <= 0.25, (shape, paper)
+    # the score follows the caption's shape, not the image alone
+    other = next(c for c in captions if parse_shape(c) != "torus")
+    assert models[0].shape_r_precision(views[other], "a red torus") <= 0.125
+    with pytest.raises(ValueError, match="outside the toy world"):
+        models[0].shape_r_precision(views[captions[0]], "a DSLR photo of a squirrel")
+
+
+def parse_shape(caption: str) -> str:
+    from dreamfusion.toyworld.captions import parse_caption
+    return parse_caption(caption).obj.shape
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +89,12 @@ def test_eval_prints_a_table_and_writes_json(finished_run, tmp_path, capsys):
     assert code == 0 and "Color R-prec" in out and "a green cone" in out
     data = json.loads((tmp_path / "e.json").read_text())
     row = data["runs"][0]
-    assert 0 <= row["color_r_precision"] <= 1 and 0 <= row["geo_r_precision"] <= 1
-    assert row["shape_right"] and row["color_right"] and row["iou"] > 0.5
+    # Measured for this run (300 steps) at seeds 0 and 1: Color 1.0 and 1.0, Geo shape
+    # 1.0 and 1.0, IoU 0.835 and 0.803. Floors: IoU 0.75 (mean - 3 spreads); Color 0.75
+    # (single-colour captions of the full Table 1 grid averaged 0.965); Geo shape 0.875,
+    # one view in eight may miss (all 36 ablation runs with view prompts scored 1.0).
+    assert row["color_r_precision"] >= 0.75 and row["geo_shape_r_precision"] >= 0.875
+    assert row["shape_right"] and row["color_right"] and row["iou"] >= 0.75
     assert data["summary"]["runs"] == 1
     assert (tmp_path / "e.md").read_text() in out
 
@@ -85,7 +113,19 @@ def test_eval_with_a_real_clip_model_and_a_captions_file(finished_run, tmp_path,
                  "--json", str(tmp_path / "c.json")])
     assert code == 0, capsys.readouterr().err
     row = json.loads((tmp_path / "c.json").read_text())["runs"][0]
-    assert 0 <= row["color_r_precision"] <= 1 and 0 <= row["geo_r_precision"] <= 1
+    # eval's numbers are the scorer's own on the run's evaluation views (a tiny random
+    # CLIP ranks at random, so only the wiring can be checked)
+    from dreamfusion.eval_runs import render_eval_views
+    from dreamfusion.pipeline import load_field
+    from dreamfusion.retrieval.clip import ClipRetrieval, read_captions
+    from dreamfusion.runs import load_config
+    scorer = ClipRetrieval(str(clip), read_captions(captions))
+    with torch.no_grad():
+        views = render_eval_views(load_field(load_config(finished_run), finished_run,
+                                             log=lambda m: None))
+    for kind in ("color", "geo"):
+        assert row[f"{kind}_r_precision"] == scorer.r_precision(views[kind], "a green cone")
+    assert row["geo_shape_r_precision"] == scorer.shape_r_precision(views["geo"], "a green cone")
     assert row["shape_right"]  # the toy world's ground truth still comes with it
     # the run's caption must be in the set; --clip needs --captions; a missing model
     captions.write_text("a red cube\na blue torus\n")
