@@ -54,6 +54,7 @@ class ClipRetrieval:
         self.image_size = int(self.model.config.vision_config.image_size)
         self.tokenizer = tokenizer
         self.text = self.text_features(captions) if captions else None
+        self.shape_text: Tensor | None = None  # the six "a {shape}" texts (shape_r_precision)
 
     @torch.no_grad()
     def text_features(self, texts: list[str]) -> Tensor:
@@ -85,13 +86,11 @@ class ClipRetrieval:
     def shape_r_precision(self, images: Tensor, caption: str) -> float:
         """Share of images whose best of the six texts "a {shape}" (no colour) names the
         shape of `caption`, a toy-world caption (ValueError otherwise)."""
-        from ..toyworld.captions import CaptionError, parse_caption
         from ..toyworld.world import SHAPES
-        try:
-            target = SHAPES.index(parse_caption(caption).obj.shape)
-        except CaptionError:
-            raise ValueError(f'"{caption}" is outside the toy world: no shape to rank') from None
+        from .model import caption_shape_index
+        target = caption_shape_index(caption)
+        if self.shape_text is None:  # encoded once, on first use
+            self.shape_text = self.text_features([f"a {shape}" for shape in SHAPES])
         with torch.no_grad():
-            scores = self.image_features(images) @ self.text_features(
-                [f"a {shape}" for shape in SHAPES]).T
+            scores = self.image_features(images) @ self.shape_text.T
         return (scores.argmax(1) == target).float().mean().item()

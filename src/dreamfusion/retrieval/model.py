@@ -87,14 +87,19 @@ class ToyRetrieval(nn.Module):
         (log p(shape) + log p(colour) + log p(front) summed over colours and fronts).
         The Geo score that can see geometry in this world, where 35 of a shape's 36
         captions differ only in colour and a textureless render carries none."""
-        from ..toyworld.captions import CaptionError, parse_caption
-        try:
-            target = SHAPES.index(parse_caption(caption).obj.shape)
-        except CaptionError:
-            raise ValueError(f'"{caption}" is outside the toy world') from None
+        target = caption_shape_index(caption)
         with torch.no_grad():
             best = self(images)["shape"].argmax(1)
         return (best == target).float().mean().item()
+
+
+def caption_shape_index(caption: str) -> int:
+    """Index in SHAPES of a toy-world caption's shape (ValueError for other captions)."""
+    from ..toyworld.captions import CaptionError, parse_caption
+    try:
+        return SHAPES.index(parse_caption(caption).obj.shape)
+    except CaptionError:
+        raise ValueError(f'"{caption}" is outside the toy world: no shape to rank') from None
 
 
 def load(path: Path) -> ToyRetrieval:
