@@ -129,15 +129,28 @@ def summary(results: list[dict]) -> str:
         lines.append(f"front colour right {sum(g['front_correct'] for g in fronts)} of "
                      f"{len(fronts)}, Janus {sum(g['janus'] for g in fronts)} of {len(fronts)}, "
                      f"back right {sum(g['back_correct'] for g in fronts)} of {len(fronts)}")
-    lines += ["", "| shape | goal met | IoU min - max | mean |", "|---|---:|---|---:|"]
+    lines += ["", "| shape | goal met | IoU min - max | mean | normal angle (deg) "
+              "| F-score at 0.02 | one shell, right Euler |", "|---|---:|---|---:|---:|---:|---:|"]
     for shape in SHAPES:
         rows = [(g, ok) for r, g, ok in zip(done, gt, goal) if r["caption"].split(" with ")[0]
                 .endswith(shape)]
         if rows:
             ious = [g["iou"] for g, _ in rows]
             lines.append(f"| {shape} | {sum(ok for _, ok in rows)} / {len(rows)} | "
-                         f"{min(ious):.2f} - {max(ious):.2f} | {sum(ious) / len(ious):.3f} |")
+                         f"{min(ious):.2f} - {max(ious):.2f} | {sum(ious) / len(ious):.3f} | "
+                         f"{surface_cells(shape, [g for g, _ in rows])} |")
     return "\n".join(lines)
+
+
+def surface_cells(shape: str, gt: list[dict]) -> str:
+    """Mean normal angle, mean F-score, and clean shells of a shape's runs (metrics.json
+    written before the surface metrics existed: dashes)."""
+    if not all(g.get("normal_angle_deg") is not None for g in gt):
+        return "— | — | —"
+    n = len(gt)
+    clean = sum(g["shells"] == 1 and g["euler"] == (0 if shape == "torus" else 2) for g in gt)
+    return (f"{sum(g['normal_angle_deg'] for g in gt) / n:.1f} | "
+            f"{sum(g['fscore'] for g in gt) / n:.2f} | {clean} / {n}")
 
 
 if __name__ == "__main__":

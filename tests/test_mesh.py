@@ -53,6 +53,44 @@ def test_floater_removed_by_keep_largest():
     assert both.body_count == 2 and both.bounds[1].max() > 0.8
 
 
+def test_a_hollow_field_exports_its_outer_surface_alone():
+    """A ball opaque only at its skin (density low inside, as trained fields can be):
+    one outward shell with the whole ball's volume, not a skin with an inner shell; the
+    hole of a torus-like ring is not a cavity and stays open."""
+    p = grid_points(64)
+    r = p.norm(dim=-1)
+    skin = (10.0 * (0.08 - (r - 0.42).abs())).clamp(-5.0, 5.0)
+    filled = extract_mesh(skin, 0.0)
+    assert filled.body_count == 1 and filled.is_watertight
+    assert filled.volume == pytest.approx(4 / 3 * math.pi * 0.5**3, rel=0.05)
+    hollow = extract_mesh(skin, 0.0, fill_cavities=False)
+    assert hollow.body_count == 2 and hollow.volume < 0.75 * filled.volume  # 0.69
+    ring_dist = ((p[:, :, :, [0, 2]].norm(dim=-1) - 0.4) ** 2 + p[..., 1] ** 2).sqrt()
+    ring = extract_mesh((10.0 * (0.15 - ring_dist)).clamp(-5.0, 5.0), 0.0)
+    assert ring.body_count == 1 and ring.euler_number == 0
+
+
+def test_a_skin_with_a_hole_is_filled_as_the_solid_it_shows_and_a_ring_stays_a_ring():
+    """fill_hidden: a ball's skin with its underside missing (a hole a quarter of the
+    radius across) exports as the ball; without it, as a bowl (one shell, no volume
+    inside). A ring's hole meets the solid in four axis directions and stays open; so
+    does the space beside a cube's faces."""
+    p = grid_points(64)
+    r = p.norm(dim=-1)
+    skin = (10.0 * (0.08 - (r - 0.42).abs())).clamp(-5.0, 5.0)
+    skin[(p[..., 1] < -0.3) & (p[..., [0, 2]].norm(dim=-1) < 0.12)] = -5.0
+    bowl = extract_mesh(skin, 0.0)
+    assert bowl.volume < 0.75 * 4 / 3 * math.pi * 0.5**3
+    ball = extract_mesh(skin, 0.0, fill_hidden=True)
+    assert ball.body_count == 1 and ball.euler_number == 2
+    assert ball.volume == pytest.approx(4 / 3 * math.pi * 0.5**3, rel=0.05)
+    ring_dist = ((p[:, :, :, [0, 2]].norm(dim=-1) - 0.4) ** 2 + p[..., 1] ** 2).sqrt()
+    ring = extract_mesh((10.0 * (0.15 - ring_dist)).clamp(-5.0, 5.0), 0.0, fill_hidden=True)
+    assert ring.euler_number == 0
+    cube = (10.0 * (0.4 - p.abs().amax(dim=-1))).clamp(-5.0, 5.0)
+    assert extract_mesh(cube, 0.0, fill_hidden=True).volume == pytest.approx(0.8**3, rel=0.03)
+
+
 def test_empty_field_raises():
     with pytest.raises(EmptyFieldError, match="no density above the threshold"):
         extract_mesh(np.zeros((16, 16, 16)), threshold=0.5)

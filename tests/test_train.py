@@ -55,11 +55,12 @@ def test_state_dict_round_trip_restores_the_field():
 def test_shading_schedule():
     cams = Cameras.from_angles([0.0] * 4000, [0.0] * 4000)
     gen = torch.Generator().manual_seed(0)
-    cfg = ShadingConfig(albedo_only_fraction=0.2)
+    cfg = ShadingConfig(albedo_only_fraction=0.2, albedo_brightness=0.8)
     early = sample_shading(cfg, cams, 10, 100, gen)
-    assert (early.diffuse == 0).all() and (early.ambient == 1).all() and not early.textureless.any()
+    assert (early.diffuse == 0).all() and (early.ambient == 0.8).all() and not early.textureless.any()
     late = sample_shading(cfg, cams, 50, 100, gen)
     shaded = late.diffuse > 0
+    assert (late.ambient[~shaded] == 0.8).all() and (late.ambient[shaded] == cfg.ambient).all()
     assert abs(float(shaded.float().mean()) - 0.75) < 0.03
     assert abs(float(late.textureless[shaded].float().mean()) - 0.5) < 0.04
     assert not late.textureless[~shaded].any()

@@ -30,7 +30,8 @@ _REAL_PRIOR = {  # the paper's settings where the toy world's tuned ones do not 
     "size": 64, "guidance.t_min": 0.02, "guidance.t_min_start": 0.02,
     "guidance.t_max": 0.98, "guidance.t_max_final": 0.98,
     "guidance.plain_camera_fraction": 0.0, "shading.ambient": 0.1, "shading.diffuse": 0.9,
-    "render.background": "learned", "export.snap_turn": False,
+    "shading.albedo_brightness": 1.0,
+    "render.background": "learned", "export.snap_turn": False, "export.fill_hidden": False,
 }
 BACKEND_DEFAULTS = {
     # applied under --config and the options when a backend is chosen

@@ -91,6 +91,11 @@ class ShadingConfig:
     """Diffuse light l_rho of shaded renders (toy photos use 0.7; paper 0.9)."""
     light_jitter: float = 0.5
     """Light direction = normalize(camera position + N(0, jitter^2 I)), as the photos."""
+    albedo_brightness: float = 0.8
+    """Albedo-only renders show albedo x this. The paper uses 1, but every photo a
+    prior has seen is lit: the toy world's average 0.79-0.83 of the albedo over the
+    object (0.3 + 0.7 n.l), so at 1 the albedo-only renders pull the albedo darker (red
+    body 0.85 -> 0.68; orange fronts read as red, yellow as orange). Real priors: 1."""
 
 
 @dataclass(frozen=True)
@@ -163,8 +168,12 @@ class GuidanceConfig:
     """The side negative's between side and back, r the side's share (0 at the side)."""
     perp_neg_f_fsb: tuple[float, float, float] = (1.0, 0.5, 0.967)
     """The front negative's between side and back."""
-    bank_size: int = 128
-    """Toy prior: photos per caption in the exact denoiser's bank."""
+    bank_size: int = 512
+    """Toy prior: photos per caption in the exact denoiser's bank. With 128, neighbouring
+    photos of a side view lie ~11 degrees apart and their posterior mean at the true
+    object erases the thin strip of front colour a side camera sees (the SDS pull on
+    it points away from the front colour); with 512 it points towards it
+    (docs/DESIGN-NOTES.md, "Where fronts are lost")."""
     uncond_bank_size: int = 512
     """Toy prior: photos of random captions in the unconditional bank."""
     prior_seed: int = 0
@@ -223,6 +232,13 @@ class ExportConfig:
     pyramids of the Table 1 grid: goal met in 12 of 24 runs without, 24 with;
     docs/DESIGN-NOTES.md). Fields without a clear four-fold mode are exported as they
     are. Off for Stable Diffusion and IF, whose objects need not be axis-aligned."""
+    fill_hidden: bool = True
+    """Export the solid the renders show: fill the pockets that a skin with holes hides
+    (cells whose axis rays meet the solid in 5 of 6 directions; mesh.fill_occluded).
+    A trained field's inside is never seen, and some fields are a hollow skin whose thin
+    underside has holes: their meshes had inner shells and tunnels (a purple sphere:
+    IoU 0.42, Euler characteristic -44; filled 0.90). Enclosed cavities are filled
+    either way. Off for Stable Diffusion and IF, whose objects may be cups."""
     turntable_frames: int = 24
     turntable_size: int = 96
     view_size: int = 96

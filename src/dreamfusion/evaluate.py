@@ -11,6 +11,7 @@ import math
 import numpy as np
 import trimesh
 
+from .surface_metrics import surface_scores
 from .toyworld.captions import Caption
 from .toyworld.geometry import occupancy_grid
 from .toyworld.world import COLORS, FRONT_COS, SHAPES
@@ -209,7 +210,9 @@ def score_mesh(mesh: trimesh.Trimesh, caption: Caption, res: int = 64,
     color_correct is about this part), front_color / back_color (n_z >= FRONT_COS,
     resp. <= -FRONT_COS; None if no face points that way), front_color_name,
     back_color_name, front_correct, back_correct (back nearest the body colour) and
-    janus (back nearest the front colour).
+    janus (back nearest the front colour). And the surface's cleanness, as exported
+    (surface_metrics.surface_scores): chamfer, fscore (at 0.02), normal_angle_deg,
+    shells, euler.
     """
     obj = caption.obj
     vox = voxelize_mesh(mesh, res=res, bound=1.0)
@@ -233,6 +236,7 @@ def score_mesh(mesh: trimesh.Trimesh, caption: Caption, res: int = 64,
     }
     if obj.shape in FOURFOLD_SHAPES:
         out["iou_best_yaw"], out["best_yaw_deg"] = best_yaw_iou(vox, obj.shape, res)
+    out.update(surface_scores(mesh, obj.shape))
     if obj.front_color is None:
         return out
 

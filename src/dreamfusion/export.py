@@ -67,7 +67,7 @@ def export_mesh(field, cfg: ExportConfig):
         return field.to_trimesh(), None
     threshold = cfg.threshold if cfg.threshold > 0 else choose_threshold(field)
     mesh = extract_mesh(density_on_grid(field, cfg.mesh_resolution), threshold,
-                        bound=field.cfg.bound)
+                        bound=field.cfg.bound, fill_hidden=cfg.fill_hidden)
 
     def albedo_fn(points: Tensor) -> Tensor:
         with torch.no_grad():

@@ -17,7 +17,8 @@ from scipy import ndimage
 from skimage import measure
 from torch import Tensor
 
-__all__ = ["EmptyFieldError", "NonFiniteFieldError", "extract_mesh", "color_vertices", "write_meshes"]
+__all__ = ["EmptyFieldError", "NonFiniteFieldError", "extract_mesh", "fill_occluded", "color_vertices",
+           "write_meshes"]
 
 
 class EmptyFieldError(RuntimeError):
@@ -65,17 +66,55 @@ def _largest_component(occ: np.ndarray) -> np.ndarray:
     return labels == (1 + int(np.argmax(sizes)))
 
 
+def _axis_blocked(occ: np.ndarray) -> np.ndarray:
+    """int8 (R, R, R): of the six axis-aligned rays from each cell, how many meet an
+    occupied cell beyond it."""
+    count = np.zeros(occ.shape, dtype=np.int8)
+    for axis in range(3):
+        upto = np.cumsum(occ, axis=axis, dtype=np.int32)  # occupied cells up to and incl.
+        total = np.take(upto, [-1], axis=axis)
+        count += (upto - occ) > 0  # some occupied cell before this one
+        count += (total - upto) > 0  # some occupied cell after it
+    return count
+
+
+def fill_occluded(occ: np.ndarray, min_blocked: int = 5, max_iters: int = 8) -> np.ndarray:
+    """bool (R, R, R): ``occ`` with its enclosed cavities filled and, repeatedly, every
+    cell added whose axis rays meet the solid in at least ``min_blocked`` of six
+    directions (then cavities filled again), until nothing changes.
+
+    A skin with holes (a trained field's inside can be empty, and its underside thin)
+    is filled as the solid the renders show; the hole of a ring (four directions) and
+    the space beside a convex face (at most three) stay empty. A cup's inside (five)
+    would be filled, so real priors keep this off.
+    """
+    solid = ndimage.binary_fill_holes(occ)
+    for _ in range(max_iters):
+        grown = ndimage.binary_fill_holes(solid | (_axis_blocked(solid) >= min_blocked))
+        if np.array_equal(grown, solid):
+            break
+        solid = grown
+    return solid
+
+
 def extract_mesh(
     density: np.ndarray | Tensor,
     threshold: float,
     bound: float = 1.0,
     keep_largest: bool = True,
+    fill_cavities: bool = True,
+    fill_hidden: bool = False,
 ) -> trimesh.Trimesh:
     """Closed, outward-oriented surface {density = threshold} of a (R, R, R) grid.
 
     ``density`` is sampled at ``grid_points(R, bound)``. With ``keep_largest`` only the
-    largest connected blob of {density > threshold} is meshed (floaters dropped). The
-    grid is padded by one empty cell, so blobs touching the border are closed too.
+    largest connected blob of {density > threshold} is meshed (floaters dropped); with
+    ``fill_cavities`` empty pockets enclosed by it count as solid, so the mesh is its
+    outer surface alone (a field that is opaque at its skin can leave its inside at low
+    density: the skin alone renders the same, but marching cubes would add an inner,
+    inward-facing shell); with ``fill_hidden`` also the pockets a holed skin hides
+    (`fill_occluded`). The grid is padded by one empty cell, so blobs touching the
+    border are closed too.
     Returns a mesh with (V, 3) world-space vertices and (F, 3) faces; volume > 0.
     Raises EmptyFieldError when no cell is above the threshold.
     """
@@ -93,8 +132,12 @@ def extract_mesh(
     ceil = max(threshold + span + 1.0, float(fin.max()) if fin.size else 0.0)
     d = np.clip(d, floor, ceil)
     if keep_largest:
-        keep = _largest_component(occ)
-        d = np.where(keep, d, np.minimum(d, low))
+        occ = _largest_component(occ)
+        d = np.where(occ, d, np.minimum(d, low))
+    if fill_cavities or fill_hidden:
+        high = threshold + max(1e-3 * (span + abs(threshold)), 1e-6)
+        solid = fill_occluded(occ) if fill_hidden else ndimage.binary_fill_holes(occ)
+        d = np.where(solid & ~occ, np.maximum(d, high), d)
     # pad: the padded cell centres lie one cell outside the grid
     d = np.pad(d, 1, mode="constant", constant_values=floor)
 

@@ -32,8 +32,8 @@ class Shading:
     light_dirs: Tensor
 
     @staticmethod
-    def albedo(n: int, device=None) -> "Shading":
-        return Shading(torch.ones(n, device=device), torch.zeros(n, device=device),
+    def albedo(n: int, device=None, brightness: float = 1.0) -> "Shading":
+        return Shading(torch.full((n,), brightness, device=device), torch.zeros(n, device=device),
                        torch.zeros(n, dtype=torch.bool, device=device),
                        torch.zeros(n, 3, device=device))
 

@@ -67,14 +67,14 @@ def sample_shading(cfg: ShadingConfig, cams: Cameras, step: int, total: int,
     """The paper's schedule: albedo only first, then random lambertian / textureless."""
     n = len(cams)
     if step < cfg.albedo_only_fraction * total:
-        return Shading.albedo(n)
+        return Shading.albedo(n, brightness=cfg.albedo_brightness)
     shaded = torch.rand(n, generator=generator) < cfg.shaded_probability
     textureless = shaded & (torch.rand(n, generator=generator) < cfg.textureless_probability)
     pos = cams.positions()
     light = pos + cfg.light_jitter * torch.randn(pos.shape, generator=generator)
     light = light / light.norm(dim=-1, keepdim=True)
     return Shading(
-        ambient=torch.where(shaded, cfg.ambient, 1.0),
+        ambient=torch.where(shaded, cfg.ambient, cfg.albedo_brightness),
         diffuse=torch.where(shaded, cfg.diffuse, 0.0),
         textureless=textureless,
         light_dirs=light,

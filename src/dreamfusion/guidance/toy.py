@@ -43,7 +43,7 @@ class ToyPrior(DiffusionBackend):
 
     name = "toy"
 
-    def __init__(self, size: int, bank_size: int = 128, uncond_bank_size: int = 512,
+    def __init__(self, size: int, bank_size: int = 512, uncond_bank_size: int = 512,
                  seed: int = 0, device: torch.device | str = "cpu", cache: bool = True):
         self.size, self.bank_size, self.seed = size, bank_size, seed
         self.cache = cache  # photo banks on disk (cache.py): 0.8 s of start-up saved
