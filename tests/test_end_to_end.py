@@ -73,4 +73,5 @@ def test_view_prompts_fix_the_janus_problem(tmp_path):
     with_views = json.loads((tmp_path / "v" / "metrics.json").read_text())["ground_truth"]
     without = json.loads((tmp_path / "n" / "metrics.json").read_text())["ground_truth"]
     assert with_views["back_color_name"] == "red" and not with_views["janus"]
-    assert without["janus"]  # the front colour shows up on the back
+    # the front colour shows up on the back: all of it (Janus) or mixed with the body's
+    assert not without["back_correct"]

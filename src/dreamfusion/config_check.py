@@ -113,6 +113,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "shading.albedo_only_fraction": _FRACTION, "shading.shaded_probability": _FRACTION,
     "shading.textureless_probability": _FRACTION, "shading.ambient": _AT_LEAST_0,
     "shading.diffuse": _AT_LEAST_0, "shading.light_jitter": _AT_LEAST_0,
+    "shading.albedo_brightness": _POSITIVE,
     "cameras.fov": ((lambda v: 0 < v < 180), "between 0 and 180 degrees (exclusive)"),
     "guidance.guidance_scale": _AT_LEAST_0, "guidance.t_min": _TIME,
     "guidance.t_min_start": _TIME, "guidance.t_max": _TIME, "guidance.t_max_final": _TIME,

@@ -83,6 +83,7 @@ def ground_truth_scores(run_dir: Path, caption: str) -> dict:
     if obj.front_color is not None:
         out["front_right"] = gt.get("front_color_name") == obj.front_color
         out["janus"] = gt.get("back_color_name") == obj.front_color
+        out["back_right"] = gt.get("back_color_name") == obj.color
     return out
 
 
@@ -139,7 +140,7 @@ def summary(rows: list[dict]) -> dict:
     r_prec = sorted({k for r in rows for k in r if k.startswith(
         ("color_r_precision", "geo_r_precision", "geo_shape_r_precision"))})
     keys = (*r_prec, "iou", "iou_unsnapped", "shape_right", "color_right", "front_right",
-            "janus")
+            "janus", "back_right")
     means = {k: mean(rows, k) for k in keys}
     return {k: v for k, v in means.items() if v is not None} | {"runs": len(rows)}
 

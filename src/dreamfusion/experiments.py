@@ -222,17 +222,19 @@ def table1_row(name: str, s: dict, guided_by_a: bool, n: int) -> str:
 def ablation_markdown(rows: list[dict], quick: bool) -> str:
     from .eval_runs import summary
     lines = [f"Figure 6 ablation ({len(rows)} runs{', --quick' if quick else ''}): "
-             "front-coloured captions; Janus = the back is painted the front colour.", "",
+             "front-coloured captions; Janus = the back is painted the front colour; back "
+             "right = the back is the body colour.", "",
              "| setting | Color R-prec | Geo R-prec (216 captions) | Geo shape R-prec "
-             "(6 shapes) | mean IoU | IoU without snap | front right | Janus rate |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "(6 shapes) | mean IoU | IoU without snap | front right | Janus rate | back right |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for setting in ABLATION:
         s = summary([r for r in rows if r["setting"] == setting and not r.get("failed")])
         lines.append(f"| {setting} | {pct(s.get('color_r_precision'))} | "
                      f"{pct(s.get('geo_r_precision'))} | "
                      f"{pct(s.get('geo_shape_r_precision'))} | {s.get('iou', 0):.3f} | "
                      f"{s.get('iou_unsnapped', s.get('iou', 0)):.3f} | "
-                     f"{pct(s.get('front_right'))} | {pct(s.get('janus'))} |")
+                     f"{pct(s.get('front_right'))} | {pct(s.get('janus'))} | "
+                     f"{pct(s.get('back_right'))} |")
     return "\n".join(lines) + "\n"
 
 
