@@ -103,6 +103,7 @@ def test_table1_quick_rerun_keeps_finished_runs(table1_quick, capsys):
     assert results.read_text().count("<!-- experiment:table1-quick -->") == 1
 
 
+@pytest.mark.slow  # 4 full runs, ~4 min: the default test run must stay under 15 min
 def test_ablation_quick_shows_the_janus_fix(tmp_path):
     assert main(["experiment", "ablation", "--quick", "--root", str(tmp_path)]) == 0
     rows = {r["setting"]: r for r in json.loads((tmp_path / "ablation.json").read_text())["rows"]}
