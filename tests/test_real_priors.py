@@ -24,7 +24,9 @@ BACKENDS = {"sd": (StableDiffusion, tiny_stable_diffusion),
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
-    return {name: build(root / name) for name, (_, build) in BACKENDS.items()}
+    built = {name: build(root / name) for name, (_, build) in BACKENDS.items()}
+    built["sd-v"] = tiny_stable_diffusion(root / "sd-v", prediction_type="v_prediction")
+    return built
 
 
 @pytest.fixture(autouse=True)
@@ -57,6 +59,46 @@ def test_shapes_and_gradient_through_the_image_encoder(folders, name):
     assert images.grad is not None and images.grad.abs().sum() > 0
     assert not any(p.requires_grad for p in backend.unet.parameters())
     assert backend.alphas_cumprod.shape == (1000,)
+    assert backend.prediction_type == "epsilon"
+
+
+@pytest.mark.parametrize("name", ["sd", "if"])
+def test_the_text_encoder_is_freed_before_the_unet_is_loaded(folders, monkeypatch, name):
+    """The load order: prompts embedded, text encoder freed, then UNet (and VAE)."""
+    from dreamfusion import model_loading
+    cls = BACKENDS[name][0]
+    events = []
+    real = model_loading.load_weights
+
+    def logged(part_cls, model, subfolder, *args, **kwargs):
+        events.append((subfolder, backend.text_encoder is not None))
+        return real(part_cls, model, subfolder, *args, **kwargs)
+
+    for module in ("diffusers_backend", "stable_diffusion"):
+        monkeypatch.setattr(f"dreamfusion.guidance.{module}.load_weights", logged)
+    backend = cls(str(folders[name]), torch.device("cpu"), text_cache=False)
+    trainer = Trainer(tiny_run_cfg(name, folders[name]), backend, torch.device("cpu"))
+    assert backend.unet is None and backend.text_encoder is None
+    assert not trainer.train_step()["fault"]
+    parts = ["text_encoder", "unet", "vae"] if name == "sd" else ["text_encoder", "unet"]
+    assert [sub for sub, _ in events] == parts
+    assert [alive for _, alive in events] == [False] * len(parts)  # never together
+
+
+def test_the_embedding_cache_is_keyed_by_dtype_and_refuses_non_finite(folders):
+    texts = ["a hat", ""]
+    StableDiffusion(str(folders["sd"]), torch.device("cpu")).encode_text(texts)  # fp32
+    half = StableDiffusion(str(folders["sd"]), torch.device("cpu"), precision="bf16")
+    loads = []
+    real = half._load_text_encoder
+    half._load_text_encoder = lambda: loads.append(1) or real()
+    emb = half.encode_text(texts)
+    assert loads and emb.dtype == torch.bfloat16  # a miss: computed again in bf16
+    broken = StableDiffusion(str(folders["sd"]), torch.device("cpu"))
+    broken._embed = lambda batch: torch.full((len(batch), 77, 32), float("nan"))
+    with pytest.raises(BackendLoadError, match="non-finite embedding for 'a new text'"):
+        broken.encode_text(["a new text"])
+    assert not broken._cache_path("a new text").exists()  # never cached
 
 
 @pytest.mark.parametrize("name", ["sd", "if"])
@@ -127,10 +169,11 @@ def test_without_the_extra_the_message_says_how_to_install(monkeypatch):
         require_diffusers()
 
 
-@pytest.mark.parametrize("name", ["sd", "if"])
+@pytest.mark.parametrize("name", ["sd", "if", "sd-v"])
 def test_generate_end_to_end_through_export(folders, tmp_path, capsys, name):
     run_dir = tmp_path / "run"
-    code = main(["generate", "a squirrel wearing a hat", "--backend", name, "--model",
+    backend = name.split("-")[0]
+    code = main(["generate", "a squirrel wearing a hat", "--backend", backend, "--model",
                  str(folders[name]), "--steps", "3", "--size", "16", "--device", "cpu",
                  "--quiet", "--out", str(run_dir),
                  "--set", "field.resolution=16", "--set", "field.density_levels=8,16",
@@ -139,8 +182,10 @@ def test_generate_end_to_end_through_export(folders, tmp_path, capsys, name):
                  "--set", "export.view_size=16", "--set", "preview_every=0"])
     assert code == 0, capsys.readouterr().err
     cfg = runs.load_config(run_dir)
-    assert cfg.guidance.backend == name and cfg.guidance.guidance_scale == (
-        100.0 if name == "sd" else 20.0)  # the backend's default, not the toy prior's
+    assert cfg.guidance.backend == backend and cfg.guidance.guidance_scale == (
+        100.0 if backend == "sd" else 20.0)  # the backend's default, not the toy prior's
+    if name == "sd-v":  # the folder's UNet predicts v, and the backend reads it so
+        assert StableDiffusion(str(folders[name]), "cpu").prediction_type == "v_prediction"
     mesh = trimesh.load(run_dir / "mesh.glb", force="mesh")
     assert len(mesh.faces) > 0
     assert runs.read_status(run_dir)["status"] == "finished"

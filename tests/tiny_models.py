@@ -35,8 +35,9 @@ def write_tokenizer(folder: Path, subfolder: str = "tokenizer") -> int:
     return len(tokens)
 
 
-def tiny_stable_diffusion(folder: Path) -> Path:
-    """unet (8x8 latents), vae (16x16 images), CLIP text encoder, tokenizer, scheduler."""
+def tiny_stable_diffusion(folder: Path, prediction_type: str = "epsilon") -> Path:
+    """unet (8x8 latents), vae (16x16 images), CLIP text encoder, tokenizer, scheduler
+    (whose prediction_type says what the UNet predicts)."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
     torch.manual_seed(0)
@@ -54,8 +55,8 @@ def tiny_stable_diffusion(folder: Path) -> Path:
         in_channels=3, out_channels=3, latent_channels=4, sample_size=16,
         block_out_channels=(32, 64), down_block_types=("DownEncoderBlock2D",) * 2,
         up_block_types=("UpDecoderBlock2D",) * 2).save_pretrained(folder / "vae")
-    DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085,
-                  beta_end=0.012).save_pretrained(folder / "scheduler")
+    DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                  prediction_type=prediction_type).save_pretrained(folder / "scheduler")
     return folder
 
 

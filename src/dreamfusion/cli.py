@@ -402,7 +402,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def load_backend(cfg: RunConfig):
     """The frozen prior, or the baselines' image-caption guide, built before any folder
     is touched: a bad --model or --guide-model is exit 2."""
-    from .guidance.diffusers_backend import BackendLoadError
+    from .model_loading import BackendLoadError
     from .guidance.image_text import load_guide
     from .train import build_backend, resolve_device
     try:
@@ -547,7 +547,7 @@ def load_scorer(args: argparse.Namespace):
         raise UserError("--clip and --captions go together: a CLIP model ranks the captions "
                         "of a file")
     if args.clip is not None:
-        from .guidance.diffusers_backend import BackendLoadError
+        from .model_loading import BackendLoadError
         from .retrieval.clip import ClipRetrieval, read_captions
         try:
             return ClipRetrieval(args.clip, read_captions(args.captions))

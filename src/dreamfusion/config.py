@@ -110,8 +110,17 @@ class GuidanceConfig:
     stabilityai/stable-diffusion-2-1-base, DeepFloyd/IF-I-XL-v1.0)."""
     local_files_only: bool = False
     """sd / if: never download (HF_HUB_OFFLINE=1 does the same)."""
+    revision: str = ""
+    """sd / if: Hub revision (branch, tag or commit) of a Hub id; '' = the default branch."""
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
-    """sd / if: dtype of the frozen model; auto = fp16 on CUDA, fp32 on CPU."""
+    """sd / if: dtype of the frozen text encoder and UNet; auto = fp16 on CUDA, fp32 on
+    CPU (fp16 weight files are asked for where the model has them). The SDS arithmetic
+    (noise estimate, guidance, gradient) is float32 whatever this is."""
+    vae_precision: Literal["auto", "fp32", "fp16", "bf16"] = "fp32"
+    """sd: dtype of the VAE encoder, which carries the only gradient back to the field.
+    fp32 by default: the encoder is small (34M parameters; its fp32 pass costs little next
+    to the UNet's) and fp16 changes the latents measurably (docs/DESIGN-NOTES.md,
+    "Precision of the real priors"); auto = as `precision`."""
     channels_last: bool = False
     """sd / if: channels-last memory format for the UNet."""
     compile: bool = False

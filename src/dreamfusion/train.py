@@ -50,7 +50,8 @@ def build_backend(cfg: RunConfig, device: torch.device, size: int = 0) -> Diffus
             from .guidance.deepfloyd_if import DEFAULT_MODEL
             from .guidance.deepfloyd_if import DeepFloydIF as Backend
         return Backend(g.model or DEFAULT_MODEL, device, g.precision, g.local_files_only,
-                       g.channels_last, g.compile, g.text_cache)
+                       g.channels_last, g.compile, g.text_cache, g.vae_precision,
+                       g.revision or None)
     raise ValueError(f"unknown backend {g.backend!r}")
 
 

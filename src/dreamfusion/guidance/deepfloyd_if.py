@@ -23,6 +23,7 @@ class DeepFloydIF(DiffusersBackend):
 
     def encode_images(self, images: Tensor) -> Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, 3, S, S) in [-1, 1], differentiable."""
+        self.load_denoiser()
         x = F.interpolate(images, (self.image_size, self.image_size), mode="bilinear",
                           align_corners=False)
         return x * 2 - 1

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .diffusers_backend import DiffusersBackend, load_part
+from .diffusers_backend import DiffusersBackend, load_weights
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-2-1-base"
 
@@ -23,8 +23,8 @@ class StableDiffusion(DiffusersBackend):
 
     def _load_extra_parts(self) -> dict:
         from diffusers import AutoencoderKL
-        return {"vae": load_part(AutoencoderKL, self.model, "vae", self.local_files_only,
-                                 torch_dtype=self.dtype)}
+        return {"vae": load_weights(AutoencoderKL, self.model, "vae", self.local_files_only,
+                                    self.vae_dtype, **self._revision())}
 
     def _attach(self, *args, **parts) -> None:
         super()._attach(*args, **parts)
@@ -37,15 +37,18 @@ class StableDiffusion(DiffusersBackend):
         """(B, 3, H, W) in [0, 1] -> latents (B, 4, S/8, S/8), differentiable.
 
         The posterior mean of the VAE is used (not a sample): the SDS gradient then has
-        one source of noise, the diffusion noise."""
+        one source of noise, the diffusion noise. The VAE runs in `vae_dtype`
+        (guidance.vae_precision, fp32 by default); the latents come back in float32."""
+        self.load_denoiser()
         x = F.interpolate(images, (self.image_size, self.image_size), mode="bilinear",
                           align_corners=False)
-        x = (x * 2 - 1).to(self.dtype)
+        x = (x * 2 - 1).to(self.vae_dtype)
         latents = self.vae.encode(x).latent_dist.mean * self.scaling
         return latents.float()
 
     def decode_latents(self, latents: Tensor) -> Tensor:
         """Latents -> images (B, 3, S, S) in [0, 1] (for previews and tests)."""
+        self.load_denoiser()
         with torch.no_grad():
-            x = self.vae.decode((latents / self.scaling).to(self.dtype)).sample
+            x = self.vae.decode((latents / self.scaling).to(self.vae_dtype)).sample
         return ((x.float() + 1) / 2).clamp(0, 1)

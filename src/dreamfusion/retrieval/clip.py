@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..guidance.diffusers_backend import BackendLoadError, is_local
+from ..model_loading import BackendLoadError, is_local, load_part
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -39,15 +39,10 @@ class ClipRetrieval:
         except ImportError:
             raise BackendLoadError('CLIP scoring needs transformers: pip install '
                                    '"dreamfusion[diffusers]"') from None
-        path = str(Path(model).expanduser()) if is_local(model) else model
-        if is_local(model) and not Path(path).is_dir():
+        if is_local(model) and not Path(model).expanduser().is_dir():
             raise BackendLoadError(f"CLIP model {model}: no such folder")
-        try:
-            self.model = CLIPModel.from_pretrained(path, local_files_only=local_files_only)
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
-        except (OSError, ValueError) as err:
-            raise BackendLoadError(f"cannot load CLIP from {model} ({type(err).__name__}: "
-                                   f"{str(err).splitlines()[0][:200]})") from None
+        self.model = load_part(CLIPModel, model, None, local_files_only)
+        tokenizer = load_part(AutoTokenizer, model, None, local_files_only)
         self.device = torch.device(device)
         self.model = self.model.eval().requires_grad_(False).to(self.device)
         self.captions = captions or []
