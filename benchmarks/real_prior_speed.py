@@ -76,11 +76,10 @@ def timed(fn, steps: int, device: torch.device) -> float:
 
 
 def measure(backend, device: torch.device, steps: int, warmup: int) -> dict:
-    from dreamfusion.cli import BACKEND_DEFAULTS
     from dreamfusion.config import override, preset
     from dreamfusion.train import Trainer
-    cfg = override(preset("fast"), caption="a DSLR photo of a squirrel", steps=10**6,
-                   batch_size=1, device=device.type, **BACKEND_DEFAULTS["sd"])
+    cfg = override(preset("fast", "sd"), caption="a DSLR photo of a squirrel", steps=10**6,
+                   batch_size=1, device=device.type)
     trainer = Trainer(cfg, backend, device)
     for _ in range(warmup):
         trainer.train_step()

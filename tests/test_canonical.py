@@ -70,9 +70,11 @@ def test_snap_keeps_the_albedo_with_the_geometry():
 
 
 def test_snap_is_on_for_the_toy_world_and_off_for_real_priors():
-    from dreamfusion.cli import BACKEND_DEFAULTS
+    from dreamfusion.config import PRESET_TABLE
     assert ExportConfig().snap_turn is True
-    assert all(d["export.snap_turn"] is False for d in BACKEND_DEFAULTS.values())
+    for (backend, _), p in PRESET_TABLE.items():
+        assert p.config.export.snap_turn is (backend == "toy")
+        assert p.config.export.fill_hidden is (backend == "toy")
 
 
 def test_iou_unsnapped_undoes_the_snap():

@@ -6,7 +6,6 @@ is one sentence on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,34 +13,11 @@ from typing import Any
 
 from . import __version__
 from .config import PRESETS, RunConfig, override, preset
+from .errors import UserError
 from .interrupts import RunInterrupted
+from .options import SHADING_MODES, RunOptions, parse_set, resolve_config
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
-
-SHADING_MODES = {
-    # --shading name: config changes (None = the preset's schedule)
-    "full": None,  # the paper's schedule (preset values)
-    "lambertian": {"shading.textureless_probability": 0.0},
-    "albedo": {"shading.albedo_only_fraction": 1.0},
-}
-
-
-_REAL_PRIOR = {  # the paper's settings where the toy world's tuned ones do not carry over
-    "size": 64, "guidance.t_min": 0.02, "guidance.t_min_start": 0.02,
-    "guidance.t_max": 0.98, "guidance.t_max_final": 0.98,
-    "guidance.plain_camera_fraction": 0.0, "shading.ambient": 0.1, "shading.diffuse": 0.9,
-    "shading.albedo_brightness": 1.0,
-    "render.background": "learned", "export.snap_turn": False, "export.fill_hidden": False,
-}
-BACKEND_DEFAULTS = {
-    # applied under --config and the options when a backend is chosen
-    "sd": {**_REAL_PRIOR, "guidance.guidance_scale": 100.0},
-    "if": {**_REAL_PRIOR, "guidance.guidance_scale": 20.0},
-}
-
-
-class UserError(Exception):
-    """An error in what the user asked for; printed as one line, exit code 2."""
 
 
 # -- argument types ------------------------------------------------------------------
@@ -184,8 +160,9 @@ def add_generate(sub) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="allow --out to name a folder that already holds a run, replacing it")
     p.add_argument("--preset", choices=PRESETS, default=None,
-                   help="settings bundle: fast (default, about a minute on 2 CPU cores) or "
-                        "quality (larger renders and grid, more steps)")
+                   help="settings bundle for the chosen prior: fast (default; toy: about a "
+                        "minute on 2 CPU cores) or quality (larger renders and grid, more "
+                        "steps); README lists each backend's presets and their sources")
     p.add_argument("--steps", type=positive_int, help="optimisation steps (overrides the preset)")
     p.add_argument("--seed", type=nonnegative_int, help="random seed (default 0)")
     p.add_argument("--size", type=render_size,
@@ -252,41 +229,6 @@ def add_export(sub) -> None:
 
 
 # -- config from arguments -----------------------------------------------------------
-def parse_set(items: Sequence[str], base: RunConfig) -> dict[str, Any]:
-    """--set KEY=VALUE pairs, each value parsed as the type of the field it replaces."""
-    changes = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
-        current: Any = base
-        for part in key.split("."):
-            if not dataclasses.is_dataclass(current) or part not in {
-                    f.name for f in dataclasses.fields(current)}:
-                raise UserError(f"--set: unknown config key {key!r}")
-            current = getattr(current, part)
-        if dataclasses.is_dataclass(current):
-            raise UserError(f"--set: {key!r} is a group, name one of its fields")
-        changes[key] = parse_value(key, raw, current)
-    return changes
-
-
-def parse_value(key: str, raw: str, current: Any) -> Any:
-    try:
-        if isinstance(current, bool):
-            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return raw.lower() in ("true", "1", "yes")
-        if isinstance(current, (int, float, str)):
-            return type(current)(raw)
-        if isinstance(current, tuple):
-            return tuple(type(current[0])(v) for v in raw.split(","))
-    except ValueError:
-        pass
-    raise UserError(f"--set: {raw!r} is not a valid value for {key} "
-                    f"(expected {type(current).__name__})")
-
-
 CONFIG_OPTIONS = ("caption", "config", "preset", "steps", "seed", "size", "batch_size",
                   "guidance", "backend", "model", "method", "guide_model", "no_view_prompts",
                   "perp_neg",
@@ -300,204 +242,61 @@ def given_options(args: argparse.Namespace) -> list[str]:
     return [name for name in CONFIG_OPTIONS if getattr(args, name) not in (None, False, [])]
 
 
+def options_from_args(args: argparse.Namespace) -> RunOptions:
+    """The generate command's options as the RunOptions the Python API takes."""
+    settings: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
+        settings[key] = raw
+    return RunOptions(
+        caption=args.caption, config=args.config, preset=args.preset, backend=args.backend,
+        steps=args.steps, seed=args.seed, size=args.size, batch_size=args.batch_size,
+        guidance=args.guidance, device=args.device, model=args.model, method=args.method,
+        guide_model=args.guide_model, view_prompts=False if args.no_view_prompts else None,
+        perp_neg=args.perp_neg, shading=args.shading,
+        export=False if args.no_export else None, cache=False if args.no_cache else None,
+        settings=settings)
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """preset, then --config FILE, then the options, then --set; checked and validated."""
-    from .config_check import (
-        ConfigError,
-        apply_dotted,
-        apply_file,
-        read_config_file,
-        validate,
-    )
-    try:
-        data = read_config_file(args.config) if args.config is not None else {}
-        if args.caption is None and "caption" not in data:
-            raise UserError('no caption given; say what to make, e.g. dreamfusion generate '
-                            '"a red cube" (or continue a run with --resume RUN_DIR)')
-        cfg = preset(args.preset or "fast")
-        group = data.get("guidance")
-        backend = args.backend or (group.get("backend") if isinstance(group, dict) else None)
-        if isinstance(backend, str) and backend in BACKEND_DEFAULTS:
-            cfg = apply_dotted(cfg, BACKEND_DEFAULTS[backend])
-        if args.config is not None:
-            cfg = apply_file(cfg, args.config, data)
-        if args.caption is not None:
-            cfg = override(cfg, caption=args.caption)
-        direct = {"steps": args.steps, "seed": args.seed, "size": args.size,
-                  "batch_size": args.batch_size, "device": args.device,
-                  "guidance.guidance_scale": args.guidance, "guidance.backend": args.backend,
-                  "guidance.model": args.model, "method": args.method,
-                  "clip.model": args.guide_model}
-        changes = {k: v for k, v in direct.items() if v is not None}
-        if args.no_view_prompts:
-            changes["guidance.view_prompts"] = False
-        if args.perp_neg is not None:
-            changes["guidance.perp_neg"] = args.perp_neg
-        changes.update(SHADING_MODES[args.shading or "full"] or {})
-        if args.no_export:
-            changes["export.enabled"] = False
-        if args.no_cache:
-            changes.update({"guidance.bank_cache": False, "guidance.text_cache": False})
-        cfg = apply_dotted(cfg, changes)
-        cfg = apply_dotted(cfg, parse_set(args.set, cfg))
-        return validate(override(cfg, caption=cfg.caption.strip()))
-    except ConfigError as err:
-        raise UserError(str(err)) from None
-
-
-def check_device(name: str | None) -> None:
-    if name == "cuda":
-        import torch
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda was asked for, but PyTorch sees no CUDA GPU "
-                            "(use --device cpu or auto)")
-
-
-def check_caption(cfg: RunConfig) -> None:
-    """Fail before creating anything if the caption cannot be used with the backend."""
-    if not cfg.caption:
-        raise UserError("the caption is empty; say what to make, e.g. "
-                        'dreamfusion generate "a red cube"')
-    if uses_toy_world(cfg):
-        from .toyworld.captions import CaptionError, parse_caption
-        try:
-            parse_caption(cfg.caption)
-        except CaptionError as err:
-            raise UserError(str(err)) from None
-
-
-def uses_toy_world(cfg: RunConfig) -> bool:
-    """Does the run's guidance know only the toy world's captions?"""
-    from .guidance.image_text import is_toy_guide
-    if cfg.method == "dreamfusion":
-        return cfg.guidance.backend == "toy"
-    return is_toy_guide(cfg.clip.model)
+    opts = options_from_args(args)
+    if opts.caption is None and opts.config is None:
+        raise UserError('no caption given; say what to make, e.g. dreamfusion generate '
+                        '"a red cube" (or continue a run with --resume RUN_DIR)')
+    return resolve_config(opts)
 
 
 # -- commands ------------------------------------------------------------------------
 def cmd_generate(args: argparse.Namespace) -> int:
+    from .lifecycle import resume_run, start_run
     if args.resume is not None:
-        return resume_run(args)
-    from . import runs
+        refuse_options_with_resume(args)
+        resume_run(args.resume, args.device, not args.quiet, log_line)
+        return 0
     cfg = config_from_args(args)
-    check_caption(cfg)
-    check_device(cfg.device)
-    run_dir = args.out if args.out is not None else runs.default_run_dir(cfg.caption)
-    overwrite = args.overwrite
-    if args.out is not None and runs.is_run(run_dir) and not overwrite:
-        if never_started(run_dir, cfg):
-            overwrite = True  # it holds only the config.json of these very settings
-        elif same_unfinished_run(run_dir, cfg):
-            return continue_run(run_dir, runs.load_config(run_dir), args)
-    backend = load_backend(cfg)
-    try:
-        runs.prepare_run_dir(run_dir, overwrite)
-    except runs.RunFolderError as err:
-        raise UserError(str(err)) from None
-    from .pipeline import generate
-    generate(cfg, run_dir, progress=not args.quiet, log=log_line, backend=backend)
+    start_run(cfg, args.out, args.overwrite, not args.quiet, log_line)
     return 0
 
 
-def load_backend(cfg: RunConfig):
-    """The frozen prior, or the baselines' image-caption guide, built before any folder
-    is touched: a bad --model or --guide-model is exit 2."""
-    from .model_loading import BackendLoadError
-    from .guidance.image_text import load_guide
-    from .train import build_backend, resolve_device
-    try:
-        if cfg.method != "dreamfusion":
-            return load_guide(cfg.clip, resolve_device(cfg.device))
-        return build_backend(cfg, resolve_device(cfg.device))
-    except (BackendLoadError, FileNotFoundError) as err:
-        raise UserError(str(err)) from None
-
-
-def log_line(msg: str) -> None:
-    print(msg, file=sys.stderr)
-
-
-def never_started(run_dir: Path, cfg: RunConfig) -> bool:
-    """True if run_dir holds these settings (device aside) and nothing else of a run:
-    it was stopped before its first checkpoint, so starting again loses nothing."""
-    from . import runs
-    if any((run_dir / name).exists() for name in (runs.CHECKPOINT, runs.PREVIOUS,
-                                                  runs.METRICS)):
-        return False
-    try:
-        saved = runs.load_config(run_dir)
-    except runs.RunFolderError:
-        return False
-    return override(cfg, device=saved.device) == saved
-
-
-def same_unfinished_run(run_dir: Path, cfg: RunConfig) -> bool:
-    """True if run_dir holds an unfinished run of exactly these settings (device aside)."""
-    from . import runs
-    try:
-        saved = runs.load_config(run_dir)
-    except runs.RunFolderError:
-        return False
-    status = runs.read_status(run_dir) or {}
-    if status.get("status") not in ("running", "interrupted"):
-        return False
-    if override(cfg, device=saved.device) != saved:
-        raise UserError(f"{run_dir} holds an unfinished run with other settings; continue it "
-                        f"with --resume {run_dir}, or pass --overwrite to replace it")
-    return True
-
-
-def resume_run(args: argparse.Namespace) -> int:
-    from . import runs
+def refuse_options_with_resume(args: argparse.Namespace) -> None:
     extra = given_options(args)
     if extra:
         names = ", ".join("CAPTION" if n == "caption" else "--" + n.replace("_", "-")
                           for n in extra)
         raise UserError(f"--resume continues a run with its saved settings; leave out {names} "
                         "(only --device and --quiet may be given)")
-    run_dir = args.resume
-    if not run_dir.is_dir():
-        raise UserError(f"--resume: {run_dir} is not a folder")
-    try:
-        cfg = runs.load_config(run_dir)
-    except runs.RunFolderError as err:
-        cfg = config_from_checkpoint(run_dir, err)
-    return continue_run(run_dir, cfg, args)
 
 
-def config_from_checkpoint(run_dir: Path, config_error: Exception) -> RunConfig:
-    """The settings saved inside the checkpoint, when config.json is lost or damaged."""
-    from . import runs
-    from .config_check import ConfigError, from_dict, validate
-    try:
-        state = runs.load_checkpoint(run_dir, warn=log_line)
-        cfg = validate(from_dict(RunConfig, state["config"]))
-    except (runs.RunFolderError, ConfigError, KeyError):
-        raise UserError(str(config_error)) from None
-    log_line(f"{config_error}; using the settings saved in the checkpoint")
-    runs.save_config(run_dir, cfg)
-    return cfg
-
-
-def continue_run(run_dir: Path, cfg: RunConfig, args: argparse.Namespace) -> int:
-    from . import runs
-    from .pipeline import generate
-    status = runs.read_status(run_dir) or {}
-    if runs.still_running(status):
-        raise UserError(f"{run_dir} is being run right now by process {status['pid']}")
-    if status.get("status") == "finished":
-        raise UserError(f"{run_dir} has already finished all {cfg.steps} steps; "
-                        f"`dreamfusion export {run_dir}` redoes its export")
-    if args.device is not None:
-        cfg = override(cfg, device=args.device)
-    check_device(cfg.device)
-    generate(cfg, run_dir, progress=not args.quiet, log=log_line, resume=True,
-             backend=load_backend(cfg))
-    return 0
+def log_line(msg: str) -> None:
+    print(msg, file=sys.stderr)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from . import runs
+    from .lifecycle import check_device
     from .pipeline import reexport
     check_device(args.device)
     try:
