@@ -70,7 +70,36 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval(sub)
     add_experiment(sub)
     add_retrieval_train(sub)
+    add_serve(sub)
     return parser
+
+
+def add_serve(sub) -> None:
+    p = sub.add_parser(
+        "serve", help="a local web page: type a caption, watch it form, turn it in 3D",
+        description="A local web app (needs: pip install \"dreamfusion[web]\"): a page to "
+                    "start runs, watch their previews, turn the result in a 3D viewer and "
+                    "download it, and the JSON API behind it (README, \"Web page\"). Runs "
+                    "are queued; at most --max-parallel train at once.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=port_number, default=7860)
+    p.add_argument("--runs", type=Path, default=Path("runs"), metavar="DIR",
+                   help="folder of the web runs (default ./runs)")
+    p.add_argument("--auth", metavar="USER:PASS", help="HTTP basic auth on every route")
+    p.add_argument("--max-parallel", type=positive_int, default=1,
+                   help="runs training at once; the others wait in a queue (default 1)")
+    p.add_argument("--backend", choices=("toy", "sd", "if"), default=None,
+                   help="the prior of every run (default toy; sd / if allow free text)")
+    p.add_argument("--model", metavar="ID_OR_DIR", help="sd / if: the model of every run")
+    p.set_defaults(func=cmd_serve)
+
+
+def port_number(text: str) -> int:
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number up to 65535, got {value}")
+    return value
 
 
 def add_experiment(sub) -> None:
@@ -310,6 +339,17 @@ def cmd_export(args: argparse.Namespace) -> int:
         changes["export.threshold"] = args.threshold
     reexport(override(cfg, **changes), args.run_dir,
              log=lambda msg: print(msg, file=sys.stderr))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .web.serve import serve
+    backend_args: tuple[str, ...] = ()
+    if args.backend is not None:
+        backend_args += ("--backend", args.backend)
+    if args.model is not None:
+        backend_args += ("--model", args.model)
+    serve(args.host, args.port, args.runs, args.auth, args.max_parallel, backend_args)
     return 0
 
 

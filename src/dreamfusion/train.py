@@ -447,6 +447,7 @@ def train(cfg: RunConfig, run_dir: Path, backend: DiffusionBackend | None = None
                 bar.update(trainer.step)
                 continue
             bar.set_postfix(loss=f"{trainer.loss_log[-1]['loss']:.3g}")
+            runs.write_status(run_dir, "running", step, cfg.steps)  # progress for watchers
             if preview_due:
                 grid = media.image_grid(preview(trainer.field, 64, 64).cpu(), nrow=4)
                 media.write_png(grid, run_dir / "previews" / f"step_{step:05d}.png")

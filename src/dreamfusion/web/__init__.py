@@ -1,0 +1,1 @@
+"""The local web app: `dreamfusion serve` (extra: pip install "dreamfusion[web]")."""
