@@ -53,9 +53,9 @@ def timed_step(tr: Trainer) -> dict[str, float]:
     """One training step as in Trainer.train_step, with a clock between the phases."""
     cfg, dev = tr.cfg, tr.device
     t0 = time.perf_counter()
-    cams, plain = tr.sample_step_cameras()
+    cams, plain = tr.guidance.sample_step_cameras(tr.step)
     shading = to_device(sample_shading(cfg.shading, cams, tr.step, cfg.steps, tr.generator), dev)
-    texts = tr.prompts.conditions(cams, plain, cfg.guidance)
+    texts = tr.guidance.prompts.conditions(cams, plain, cfg.guidance)
     cams = cams.to(dev)
     out = render(tr.field, cams, cfg.size, cfg.render.samples, shading,
                  tr.background_for(cams, cfg.size), tr.generator)

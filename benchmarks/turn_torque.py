@@ -61,14 +61,14 @@ def torque_samples(trainer: Trainer, step: int, theta_deg: float, n: int) -> tor
     values = []
     for _ in range(n):
         theta = torch.tensor(math.radians(theta_deg), requires_grad=True)
-        cams, plain = trainer.sample_step_cameras()
+        cams, plain = trainer.guidance.sample_step_cameras(trainer.step)
         shading = sample_shading(cfg.shading, cams, step, cfg.steps, trainer.generator)
         turned = Cameras(cams.el, cams.az - torch.rad2deg(theta), cams.dist, cams.fov)
         lights = Shading(shading.ambient, shading.diffuse, shading.textureless,
                          turn_about_y(shading.light_dirs, -theta))
         out = render_model(trainer.field, turned, cfg.size, cfg.render.samples, lights,
                            trainer.background_for(cams, cfg.size), trainer.generator)
-        cond, uncond = trainer.prompts.for_cameras(cams, plain)  # labels of the true view
+        cond, uncond = trainer.guidance.prompts.for_cameras(cams, plain)  # labels of the true view
         loss = score_distillation(trainer.backend, out["image"], cond, uncond, cfg.guidance,
                                   step, cfg.steps, trainer.generator)["sds"]
         (grad,) = torch.autograd.grad(loss, theta)

@@ -51,7 +51,7 @@ def test_trainer_mixes_plain_and_view_cameras():
     cfg = override(preset("fast"), batch_size=400, size=8,
                    **{"guidance.bank_size": 2, "guidance.uncond_bank_size": 2})
     trainer = Trainer(cfg, ToyPrior(size=8, bank_size=2, uncond_bank_size=2), torch.device("cpu"))
-    cams, plain = trainer.sample_step_cameras()
+    cams, plain = trainer.guidance.sample_step_cameras(trainer.step)
     assert 0.4 < float(plain.float().mean()) < 0.6
     assert cams.el[plain].max() <= 60  # photo-like elevations
     assert float((cams.az[plain].abs() <= 45).float().mean()) > 0.55  # front-biased

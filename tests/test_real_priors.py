@@ -120,8 +120,8 @@ def test_a_perp_neg_step_mixes_real_embeddings_and_moves_the_field(folders, name
     cfg = override(tiny_run_cfg(name, folders[name]), **{"guidance.perp_neg": True})
     backend = BACKENDS[name][0](str(folders[name]), torch.device("cpu"))
     trainer = Trainer(cfg, backend, torch.device("cpu"))
-    v = trainer.prompts.views
-    texts = trainer.prompts.conditions(Cameras.from_angles([10.0], [30.0]), None, cfg.guidance)
+    v = trainer.guidance.prompts.views
+    texts = trainer.guidance.prompts.conditions(Cameras.from_angles([10.0], [30.0]), None, cfg.guidance)
     assert torch.allclose(texts["cond"][0], (2 / 3) * v["front"] + (1 / 3) * v["side"], atol=1e-5)
     assert texts["negatives"].shape == (1, 2, *v["front"].shape)
     before = [p.detach().clone() for p in trainer.field.density_levels]

@@ -34,13 +34,13 @@ def test_formation_steps_render_larger_against_a_prior_of_that_size():
                               "render.formation_steps": (0.2, 0.5)})
     sizes = []
     for _ in range(7):
-        size, backend, _ = trainer.step_guide()
+        size, backend, _ = trainer.guidance.step_guide(trainer.step)
         sizes.append(size)
         assert backend.size == size
         losses = trainer.train_step()
         assert torch.isfinite(losses["sds"])
     assert sizes == [8, 8, 12, 12, 12, 8, 8]
-    assert tiny_trainer().formation_guide is None  # off by default: nothing extra built
+    assert tiny_trainer().guidance.formation_guide is None  # off by default: nothing extra built
 
 
 def test_state_dict_round_trip_restores_the_field():
@@ -89,7 +89,7 @@ def test_plain_cameras_start_after_their_fraction_of_the_steps():
     masks = []
     for step in range(10):
         trainer.step = step
-        masks.append(bool(trainer.sample_step_cameras()[1].any()))
+        masks.append(bool(trainer.guidance.sample_step_cameras(trainer.step)[1].any()))
     assert masks == [False] * 5 + [True] * 5
 
 

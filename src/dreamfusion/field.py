@@ -176,6 +176,17 @@ class GridField(nn.Module):
         flat = cell[..., 0] * (r * r) + cell[..., 1] * r + cell[..., 2]
         return occupancy.reshape(-1)[flat.long()]
 
+    def param_groups(self, cfg) -> list[tuple[list, float, bool]]:
+        """(parameters, learning rate, warmed up?) per optimiser group, from a RunConfig."""
+        return [(list(self.density_levels), cfg.optim.lr_density, True),
+                (list(self.albedo_levels), cfg.optim.lr_albedo, False)]
+
+    def regularisers(self, cfg) -> tuple[dict[str, Tensor], dict[str, float]]:
+        """(losses, weights) the field adds to any guidance's: total variation if set."""
+        if cfg.reg.tv > 0:
+            return {"tv": self.tv_loss()}, {"tv": cfg.reg.tv}
+        return {}, {}
+
     def tv_loss(self) -> Tensor:
         """Mean squared difference of neighbouring finest-level densities (smoothness prior)."""
         d = self.density_levels[-1]

@@ -64,6 +64,15 @@ class MeshModel(nn.Module):
     def colours(self) -> Tensor:
         return torch.sigmoid(self.colour_logits)
 
+    def param_groups(self, cfg) -> list[tuple[list, float, bool]]:
+        """(parameters, learning rate, warmed up?) per optimiser group, from a RunConfig."""
+        return [([self.offsets], cfg.mesh.lr_offsets, False),
+                ([self.colour_logits], cfg.mesh.lr_colours, False)]
+
+    def regularisers(self, cfg) -> tuple[dict[str, Tensor], dict[str, float]]:
+        """(losses, weights) the mesh adds to any guidance's: Laplacian smoothness."""
+        return {"laplacian": self.laplacian_loss()}, {"laplacian": cfg.mesh.laplacian}
+
     def laplacian_loss(self) -> Tensor:
         """Mean squared uniform Laplacian |d - mean of its neighbours' d|^2 of the offsets
         d (smoothness of the deformation; zero for the sphere itself, so it does not

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from dataclasses import dataclass
 from dataclasses import field as _field
 from pathlib import Path
@@ -12,18 +13,22 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import media, runs
-from .cameras import Cameras, ring_cameras, sample_cameras, sample_front_biased_cameras
-from .config import RunConfig, ShadingConfig, to_dict
+from .cameras import Cameras, ring_cameras
+from .config import RunConfig, to_dict
 from .devices import upload
 from .field import GridField, LearnedBackground
+from .guidance.backends import build_backend
 from .guidance.base import DiffusionBackend
-from .guidance.image_text import (load_guide, random_backgrounds, similarity_loss,
-                                  transmittance_loss)
-from .guidance.sds import score_distillation
+from .guidance.image_text import ImageTextGuidance
+from .guidance.objective import Guidance
+from .guidance.sds_guidance import SDSGuidance, sample_shading, to_device
 from .interrupts import GracefulStop, signal_name
+from .mesh_model import MeshModel
 from .optim import FusedAdam
-from .prompts import PromptSet
-from .render import Shading, render_model, render_rows
+from .render import render_model, render_rows
+
+__all__ = ["Trainer", "build_backend", "build_model", "build_guidance", "sample_shading",
+           "to_device", "train", "resolve_device"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -34,52 +39,33 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_backend(cfg: RunConfig, device: torch.device, size: int = 0) -> DiffusionBackend:
-    """One explicit mapping from backend name to class; `size` = the toy prior's photo
-    size when it is not the run's."""
-    g = cfg.guidance
-    if g.backend == "toy":
-        from .guidance.toy import ToyPrior
-        return ToyPrior(size or cfg.size, g.bank_size, g.uncond_bank_size, g.prior_seed, device,
-                        g.bank_cache)
-    if g.backend in ("sd", "if"):
-        if g.backend == "sd":
-            from .guidance.stable_diffusion import DEFAULT_MODEL
-            from .guidance.stable_diffusion import StableDiffusion as Backend
-        else:
-            from .guidance.deepfloyd_if import DEFAULT_MODEL
-            from .guidance.deepfloyd_if import DeepFloydIF as Backend
-        return Backend(g.model or DEFAULT_MODEL, device, g.precision, g.local_files_only,
-                       g.channels_last, g.compile, g.text_cache, g.vae_precision,
-                       g.revision or None)
-    raise ValueError(f"unknown backend {g.backend!r}")
+def _grid_field(cfg: RunConfig, generator: torch.Generator | None) -> GridField:
+    return GridField(cfg.field, generator)
+
+
+def _sphere_mesh(cfg: RunConfig, generator: torch.Generator | None) -> MeshModel:
+    return MeshModel(cfg.mesh)
+
+
+METHODS = {
+    # method: (the 3D model, the guidance that scores its renders), each built from
+    # (cfg, ...): a method is a composition, not a branch of the trainer
+    "dreamfusion": (_grid_field, SDSGuidance),
+    "dreamfields": (_grid_field, partial(ImageTextGuidance, transmittance=True)),
+    "clipmesh": (_sphere_mesh, partial(ImageTextGuidance, transmittance=False)),
+}
 
 
 def build_model(cfg: RunConfig, generator: torch.Generator | None = None):
     """The 3D model the method optimises: the NeRF field, or CLIP-Mesh's sphere mesh."""
-    if cfg.method == "clipmesh":
-        from .mesh_model import MeshModel
-        return MeshModel(cfg.mesh)
-    return GridField(cfg.field, generator)
+    return METHODS[cfg.method][0](cfg, generator)
 
 
-def sample_shading(cfg: ShadingConfig, cams: Cameras, step: int, total: int,
-                   generator: torch.Generator) -> Shading:
-    """The paper's schedule: albedo only first, then random lambertian / textureless."""
-    n = len(cams)
-    if step < cfg.albedo_only_fraction * total:
-        return Shading.albedo(n, brightness=cfg.albedo_brightness)
-    shaded = torch.rand(n, generator=generator) < cfg.shaded_probability
-    textureless = shaded & (torch.rand(n, generator=generator) < cfg.textureless_probability)
-    pos = cams.positions()
-    light = pos + cfg.light_jitter * torch.randn(pos.shape, generator=generator)
-    light = light / light.norm(dim=-1, keepdim=True)
-    return Shading(
-        ambient=torch.where(shaded, cfg.ambient, cfg.albedo_brightness),
-        diffuse=torch.where(shaded, cfg.diffuse, 0.0),
-        textureless=textureless,
-        light_dirs=light,
-    )
+def build_guidance(cfg: RunConfig, guide, device: torch.device,
+                   generator: torch.Generator) -> Guidance:
+    """The method's guidance; `guide` is its frozen model (the diffusion prior, or the
+    image-caption model: None loads cfg.clip's)."""
+    return METHODS[cfg.method][1](cfg, guide, device, generator)
 
 
 def density_lr_scale(warmup: float, step: int, total: int) -> float:
@@ -94,19 +80,14 @@ def lr_decay(final: float, step: int, total: int) -> float:
     return final ** (step / max(1, total - 1))
 
 
-def to_device(shading: Shading, device) -> Shading:
-    return Shading(upload(shading.ambient, device), upload(shading.diffuse, device),
-                   upload(shading.textureless, device), upload(shading.light_dirs, device))
-
-
 @dataclass
 class Trainer:
-    """Field + optimiser + frozen prior + prompts for one caption."""
+    """One 3D model + one Guidance (train.METHODS) + the optimiser, for one caption."""
 
     cfg: RunConfig
     backend: DiffusionBackend | None
-    """The frozen guide: the diffusion prior (method dreamfusion), or for the baselines
-    the image-caption model (None: loaded from cfg.clip)."""
+    """The guidance's frozen model: the diffusion prior (method dreamfusion), or for the
+    baselines the image-caption model (None: loaded from cfg.clip)."""
     device: torch.device
     field: nn.Module = _field(init=False)
     """GridField, or MeshModel for clipmesh."""
@@ -130,6 +111,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         self.field = build_model(cfg, self.generator).to(self.device)
+        self.guidance = build_guidance(cfg, self.backend, self.device, self.generator)
         groups = self.param_groups()
         # (configured rate, warmed up?) per group, kept out of the optimiser's state
         self.base_rates = [(rate, warmup) for _, rate, warmup in groups]
@@ -141,48 +123,16 @@ class Trainer:
         """Losses of the steps since the last `settle`, still on the device."""
         self.in_a_row = 0
         """Faulty steps in a row up to the last settled step."""
-        if cfg.method == "dreamfusion":
-            self.prompts = PromptSet(self.backend, cfg.caption, cfg.guidance.view_prompts,
-                                     cfg.guidance.negative_prompt)
-            self.backend.release_text_encoder()  # every prompt is embedded now
-            self.formation_guide = self.guide_at(cfg.render.formation_size)
-        else:
-            self.guide = self.backend or load_guide(cfg.clip, self.device)
-            self.text = self.guide.embed_text([cfg.caption])[0]
 
     def param_groups(self) -> list[tuple[list, float, bool]]:
         """(parameters, configured learning rate, warmed up?) per optimiser group; builds
         the learned background if there is one."""
         cfg = self.cfg
-        if cfg.method == "clipmesh":
-            return [([self.field.offsets], cfg.mesh.lr_offsets, False),
-                    ([self.field.colour_logits], cfg.mesh.lr_colours, False)]
-        groups = [(list(self.field.density_levels), cfg.optim.lr_density, True),
-                  (list(self.field.albedo_levels), cfg.optim.lr_albedo, False)]
-        if cfg.render.background == "learned" and cfg.method == "dreamfusion":
+        groups = self.field.param_groups(cfg)
+        if cfg.render.background == "learned" and self.guidance.learned_background:
             self.background = LearnedBackground().to(self.device)
             groups.append((list(self.background.parameters()), cfg.optim.lr_background, False))
         return groups
-
-    def guide_at(self, size: int) -> tuple[DiffusionBackend, PromptSet] | None:
-        """(backend, prompts) for renders of `size` during formation, or None when off.
-        The toy prior needs photos of that size, so it gets a second one; real priors
-        resize any render themselves."""
-        if size == 0 or size == self.cfg.size:
-            return None
-        if self.cfg.guidance.backend != "toy":
-            return self.backend, self.prompts
-        g = self.cfg.guidance
-        backend = build_backend(self.cfg, self.device, size)
-        return backend, PromptSet(backend, self.cfg.caption, g.view_prompts, g.negative_prompt)
-
-    def step_guide(self) -> tuple[int, DiffusionBackend, PromptSet]:
-        """(render size, backend, prompts) for this step."""
-        cfg = self.cfg
-        start, end = cfg.render.formation_steps
-        if self.formation_guide and start * cfg.steps <= self.step < end * cfg.steps:
-            return (cfg.render.formation_size, *self.formation_guide)
-        return cfg.size, self.backend, self.prompts
 
     # -- one step -------------------------------------------------------------------
     def background_for(self, cams: Cameras, size: int) -> Tensor:
@@ -195,33 +145,22 @@ class Trainer:
         value = 0.0 if kind == "black" else 1.0
         return torch.full((n, 3), value, device=self.device)
 
-    def sample_step_cameras(self) -> tuple[Cameras, Tensor]:
-        """The paper's cameras, with a fraction replaced by front-biased photo-like ones.
-
-        Returns the cameras and a (B,) bool mask of those meant for the plain caption.
-        """
-        cfg = self.cfg
-        cams = sample_cameras(cfg.batch_size, cfg.cameras, self.generator)
-        frac = cfg.guidance.plain_camera_fraction
-        plain = torch.zeros(cfg.batch_size, dtype=torch.bool)
-        if frac <= 0 or self.step < cfg.guidance.plain_camera_start * cfg.steps:
-            return cams, plain
-        plain = torch.rand(cfg.batch_size, generator=self.generator) < frac
-        photo = sample_front_biased_cameras(cfg.batch_size, self.generator,
-                                            dist_range=cfg.cameras.dist_range, fov=cfg.cameras.fov)
-        pick = lambda a, b: torch.where(plain, b, a)  # noqa: E731
-        return Cameras(pick(cams.el, photo.el), pick(cams.az, photo.az),
-                       pick(cams.dist, photo.dist), cams.fov), plain
-
     def train_step(self) -> dict[str, Tensor]:
         """One step. Returns its losses and `fault` as 0-d tensors on the device, never
         read here: the loop reads them every few steps (`settle`), so a GPU step makes
         no host-device sync."""
-        # 1-4. render random views and score them (the method's losses)
-        if self.cfg.method == "dreamfusion":
-            terms, weights = self.dreamfusion_terms()
-        else:
-            terms, weights = self.baseline_terms()
+        # 1. the guidance draws this step's cameras, lighting and prompts
+        views = self.guidance.sample_views(self.step)
+        # 2. render the model
+        background = views.background
+        if background is None:
+            background = self.background_for(views.cams, views.size)
+        out = render_model(self.field, views.cams, views.size, self.cfg.render.samples,
+                           views.shading, background, self.generator)
+        # 3-4. the guidance's losses of the renders, and the model's own regularisers
+        terms, weights = self.guidance.losses(out, views, self.step)
+        model_terms, model_weights = self.field.regularisers(self.cfg)
+        terms, weights = {**terms, **model_terms}, {**weights, **model_weights}
         loss = sum(weights[k] * v for k, v in terms.items())
         # 5. update the field, unless the loss or a gradient is not finite: the fused
         #    Adam step reads the device flag and then changes nothing, not even its count
@@ -253,50 +192,6 @@ class Trainer:
             if self.in_a_row >= limit:
                 return n
         return None
-
-    def dreamfusion_terms(self) -> tuple[dict[str, Tensor], dict[str, float]]:
-        cfg, total = self.cfg, self.cfg.steps
-        # 1. random cameras and lighting for this step, drawn on the host
-        cams, plain = self.sample_step_cameras()
-        shading = to_device(sample_shading(cfg.shading, cams, self.step, total, self.generator),
-                            self.device)
-        size, backend, prompts = self.step_guide()
-        texts = prompts.conditions(cams, plain, cfg.guidance)  # from the host's cameras
-        cams = cams.to(self.device)
-        # 2. render the field (larger while the shape forms, if so configured)
-        out = render_model(self.field, cams, size, cfg.render.samples, shading,
-                           self.background_for(cams, size), self.generator)
-        # 3. score distillation against the caption (view-dependent prompt per camera)
-        losses = score_distillation(backend, out["image"], cfg=cfg.guidance, step=self.step,
-                                    total_steps=total, generator=self.generator, **texts)
-        # 4. regularisers
-        terms = {"sds": losses["sds"], "orientation": out["orientation"],
-                 "opacity": (out["opacity"] ** 2 + 0.01).sqrt().mean()}
-        if cfg.reg.tv > 0:
-            terms["tv"] = self.field.tv_loss()
-        weights = {"sds": 1.0, "orientation": cfg.reg.orientation,
-                   "opacity": cfg.reg.opacity, "tv": cfg.reg.tv}
-        return terms, weights
-
-    def baseline_terms(self) -> tuple[dict[str, Tensor], dict[str, float]]:
-        """Dream Fields / CLIP-Mesh: albedo renders of the paper's cameras on random
-        backgrounds, scored by the image-caption guide after random crops."""
-        cfg, n = self.cfg, self.cfg.batch_size
-        cams = sample_cameras(n, cfg.cameras, self.generator).to(self.device)
-        bg = random_backgrounds(n, cfg.size, cfg.clip, self.generator)
-        out = render_model(self.field, cams, cfg.size, cfg.render.samples,
-                           Shading.albedo(n, self.device), bg.to(self.device), self.generator)
-        terms = {"clip": similarity_loss(self.guide, out["image"], self.text, cfg.clip,
-                                         self.generator)}
-        weights = {"clip": 1.0}
-        if cfg.method == "dreamfields":
-            terms["transmittance"] = transmittance_loss(out["opacity"], cfg.clip, self.step,
-                                                        cfg.steps)
-            weights["transmittance"] = cfg.clip.transmittance_weight
-        else:
-            terms["laplacian"] = self.field.laplacian_loss()
-            weights["laplacian"] = cfg.mesh.laplacian
-        return terms, weights
 
     def parameters(self) -> list[Tensor]:
         return [p for group in self.optimizer.param_groups for p in group["params"]]

@@ -13,7 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import ClipGuidanceConfig
+from ..cameras import sample_cameras
+from ..config import ClipGuidanceConfig, RunConfig
+from ..render import Shading
+from .objective import Guidance, Views
 
 
 class ToyGuide:
@@ -142,3 +145,34 @@ def transmittance_loss(opacity: Tensor, cfg: ClipGuidanceConfig, step: int,
     tau = cfg.transmittance_start + (cfg.transmittance_target - cfg.transmittance_start) * frac
     return -torch.clamp((1 - opacity).mean(), max=tau)
 
+
+
+class ImageTextGuidance(Guidance):
+    """The baselines' guidance: albedo renders of the paper's cameras on random
+    backgrounds, scored by the image-caption guide after random crops; with
+    `transmittance` (Dream Fields, a volume) its transmittance loss too."""
+
+    def __init__(self, cfg: RunConfig, guide, device: torch.device,
+                 generator: torch.Generator, transmittance: bool):
+        self.cfg, self.device, self.generator = cfg, device, generator
+        self.guide = guide if guide is not None else load_guide(cfg.clip, device)
+        self.text = self.guide.embed_text([cfg.caption])[0]
+        self.transmittance = transmittance
+
+    def sample_views(self, step: int) -> Views:
+        cfg, n = self.cfg, self.cfg.batch_size
+        cams = sample_cameras(n, cfg.cameras, self.generator).to(self.device)
+        bg = random_backgrounds(n, cfg.size, cfg.clip, self.generator)
+        return Views(cams, cfg.size, Shading.albedo(n, self.device), bg.to(self.device))
+
+    def losses(self, out: dict[str, Tensor], views: Views, step: int
+               ) -> tuple[dict[str, Tensor], dict[str, float]]:
+        cfg = self.cfg
+        terms = {"clip": similarity_loss(self.guide, out["image"], self.text, cfg.clip,
+                                         self.generator)}
+        weights = {"clip": 1.0}
+        if self.transmittance:
+            terms["transmittance"] = transmittance_loss(out["opacity"], cfg.clip, step,
+                                                        cfg.steps)
+            weights["transmittance"] = cfg.clip.transmittance_weight
+        return terms, weights
