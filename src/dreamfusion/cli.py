@@ -71,7 +71,31 @@ def build_parser() -> argparse.ArgumentParser:
     add_experiment(sub)
     add_retrieval_train(sub)
     add_serve(sub)
+    add_batch(sub)
     return parser
+
+
+def add_batch(sub) -> None:
+    p = sub.add_parser(
+        "batch", help="one run per caption of a file, several at a time, with a summary",
+        description="Run `generate` for every caption of CAPTIONS_FILE (one per line; blank "
+                    "lines skipped) and each --seeds, --jobs at a time, into DIR/<caption>-s<seed>; "
+                    "print a summary table and write it to DIR/batch.json. The file is "
+                    "checked whole before anything starts. Calling the same command again "
+                    "skips finished runs and resumes interrupted ones; Ctrl-C stops the runs "
+                    "with their checkpoints.")
+    p.add_argument("captions_file", type=Path, metavar="CAPTIONS_FILE")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder of the runs")
+    p.add_argument("--jobs", type=positive_int, default=1, help="runs at once (default 1)")
+    p.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0],
+                   help="seeds per caption (default 0)")
+    p.add_argument("--executor", choices=("local",), default="local",
+                   help="local (default): a process pool on this machine")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="YAML or JSON file of settings for every run (as generate's)")
+    add_config_options(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_batch)
 
 
 def add_serve(sub) -> None:
@@ -188,12 +212,21 @@ def add_generate(sub) -> None:
                    help="run folder (default: a new folder under ./runs/ named from the caption)")
     p.add_argument("--overwrite", action="store_true",
                    help="allow --out to name a folder that already holds a run, replacing it")
+    add_config_options(p)
+    p.add_argument("--seed", type=nonnegative_int, help="random seed (default 0)")
+    p.add_argument("--no-export", action="store_true",
+                   help="skip the mesh/video export at the end (`dreamfusion export` redoes it)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (the summary still prints)")
+    p.set_defaults(func=cmd_generate)
+
+
+def add_config_options(p) -> None:
+    """The options that choose a run's settings, shared by generate and batch."""
     p.add_argument("--preset", choices=PRESETS, default=None,
                    help="settings bundle for the chosen prior: fast (default; toy: about a "
                         "minute on 2 CPU cores) or quality (larger renders and grid, more "
                         "steps); README lists each backend's presets and their sources")
     p.add_argument("--steps", type=positive_int, help="optimisation steps (overrides the preset)")
-    p.add_argument("--seed", type=nonnegative_int, help="random seed (default 0)")
     p.add_argument("--size", type=render_size,
                    help="render resolution in pixels during training (preset: 32 fast, 64 quality)")
     p.add_argument("--batch-size", type=positive_int, help="cameras per step")
@@ -229,16 +262,12 @@ def add_generate(sub) -> None:
                    help="shading during training: full = paper schedule (albedo, then "
                         "lambertian and textureless), lambertian = no textureless renders, "
                         "albedo = no lighting at all (ablations of the paper's Figure 6)")
-    p.add_argument("--no-export", action="store_true",
-                   help="skip the mesh/video export at the end (`dreamfusion export` redoes it)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field by dotted name, e.g. "
                         "--set guidance.t_max_final=0.4 (see config.json of a run)")
     p.add_argument("--no-cache", action="store_true",
                    help="neither read nor write the on-disk cache of the toy prior's photo "
                         "banks and of text embeddings (DREAMFUSION_NO_CACHE=1 does the same)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (the summary still prints)")
-    p.set_defaults(func=cmd_generate)
 
 
 def add_export(sub) -> None:
@@ -340,6 +369,41 @@ def cmd_export(args: argparse.Namespace) -> int:
     reexport(override(cfg, **changes), args.run_dir,
              log=lambda msg: print(msg, file=sys.stderr))
     return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import batch_jobs, checker, markdown, read_captions, run_batch, write_summary
+    from .executors import LocalExecutor
+    args.caption, args.seed, args.no_export = None, None, False
+    options = options_from_args(args)
+    captions = read_captions(args.captions_file, checker(options))
+    jobs = batch_jobs(captions, args.seeds, args.out, generate_args(args))
+    try:
+        rows = run_batch(jobs, LocalExecutor(args.jobs), log_line, progress=not args.quiet)
+    except KeyboardInterrupt:
+        log_line("dreamfusion: batch stopped; the runs kept their checkpoints. Run the "
+                 "same command again to go on.")
+        return EXIT_INTERRUPTED
+    print(markdown(rows), end="")
+    log_line(f"summary written to {write_summary(args.out, rows)}")
+    return 0 if all(r["status"] == "finished" for r in rows) else EXIT_FAILED
+
+
+def generate_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """batch's run options as generate's command line (caption, seed and folder aside)."""
+    out: list[str] = []
+    for name in ("config", "preset", "steps", "size", "batch_size", "guidance", "device",
+                 "backend", "model", "method", "guide_model", "shading"):
+        value = getattr(args, name)
+        if value is not None:
+            out += ["--" + name.replace("_", "-"), str(value)]
+    flags = {"no_view_prompts": "--no-view-prompts", "no_cache": "--no-cache"}
+    out += [flag for name, flag in flags.items() if getattr(args, name)]
+    if args.perp_neg is not None:
+        out.append("--perp-neg" if args.perp_neg else "--no-perp-neg")
+    for item in args.set:
+        out += ["--set", item]
+    return tuple(out)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -8,11 +8,7 @@ marked section of --results, e.g. docs/RESULTS.md) and JSON.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,47 +88,22 @@ def ablation_grid(quick: bool, seeds: list[int]) -> list[Run]:
 
 
 # -- running -------------------------------------------------------------------------
-def run_state(folder: Path) -> str:
-    """new / finished / resumable."""
-    status = runs.read_status(folder) or {}
-    if status.get("status") == "finished":
-        return "finished"
-    if (folder / runs.CHECKPOINT).exists() and (folder / runs.CONFIG).exists():
-        return "resumable"
-    return "new"
-
-
-def command_for(run: Run, folder: Path, state: str, extra: list[str]) -> list[str]:
-    base = [sys.executable, "-m", "dreamfusion.cli", "generate"]
-    if state == "resumable":
-        return [*base, "--resume", str(folder), "--quiet"]
-    return [*base, run.caption, "--out", str(folder), "--overwrite", "--seed", str(run.seed),
-            "--quiet", *run.args, *extra]
-
-
 def execute(grid: list[Run], root: Path, jobs: int, extra: list[str],
             log: Callable[[str], None]) -> dict[Run, int]:
     """Run what is not finished, `jobs` at a time; exit code per run (0 = finished)."""
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    from .executors import Job, LocalExecutor, run_state
+    by_job = {Job(r.caption, r.seed, r.folder(root), (*r.args, *extra),
+                  f"{r.setting} / {r.caption} / seed {r.seed}"): r for r in grid}
 
-    def one(run: Run) -> int:
-        folder = run.folder(root)
-        state = run_state(folder)
-        if state == "finished":
-            return 0
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(command_for(run, folder, state, extra), env=env,
-                              capture_output=True, text=True, check=False)
-        log(f"{'done' if proc.returncode == 0 else 'FAILED'}: {run.setting} / "
-            f"{run.caption} / seed {run.seed}"
-            + ("" if proc.returncode == 0 else f" ({proc.stderr.strip().splitlines()[-1]})"))
-        return proc.returncode
+    def done(job: Job, result) -> None:
+        if not result.skipped:
+            log(f"{'done' if result.code == 0 else 'FAILED'}: {job.name()}"
+                + ("" if result.code == 0 else f" ({result.error})"))
 
-    todo = sum(run_state(r.folder(root)) != "finished" for r in grid)
+    todo = sum(run_state(j.folder) != "finished" for j in by_job)
     log(f"{len(grid)} runs, {len(grid) - todo} already finished; {jobs} at a time")
-    with ThreadPoolExecutor(jobs) as pool:
-        return dict(zip(grid, pool.map(one, grid)))
+    results = LocalExecutor(jobs).run(list(by_job), done)
+    return {by_job[job]: result.code for job, result in results.items()}
 
 
 # -- scoring and writing up ----------------------------------------------------------
