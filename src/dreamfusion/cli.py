@@ -49,6 +49,12 @@ def positive_float(text: str) -> float:
     return value
 
 
+def nonnegative_float(text: str) -> float:
+    if text.strip() in ("0", "0.0"):
+        return 0.0
+    return positive_float(text)
+
+
 def render_size(text: str) -> int:
     value = positive_int(text)
     if not 8 <= value <= 512:
@@ -89,8 +95,16 @@ def add_batch(sub) -> None:
     p.add_argument("--jobs", type=positive_int, default=1, help="runs at once (default 1)")
     p.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0],
                    help="seeds per caption (default 0)")
-    p.add_argument("--executor", choices=("local",), default="local",
-                   help="local (default): a process pool on this machine")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local (default): a process pool on this machine; ray: one Ray task "
+                        'per run (pip install "dreamfusion[ray]"; DIR on a filesystem every '
+                        "node sees)")
+    p.add_argument("--address", metavar="ADDR",
+                   help="ray: the cluster to join (default: start a local Ray instance)")
+    p.add_argument("--cpus-per-run", type=positive_float, default=1.0,
+                   help="ray: CPUs reserved per run (default 1)")
+    p.add_argument("--gpus-per-run", type=nonnegative_float, default=0.0,
+                   help="ray: GPUs reserved per run (default 0; 1 on GPU nodes)")
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="YAML or JSON file of settings for every run (as generate's)")
     add_config_options(p)
@@ -373,13 +387,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from .batch import batch_jobs, checker, markdown, read_captions, run_batch, write_summary
-    from .executors import LocalExecutor
     args.caption, args.seed, args.no_export = None, None, False
     options = options_from_args(args)
     captions = read_captions(args.captions_file, checker(options))
+    executor = make_executor(args)
     jobs = batch_jobs(captions, args.seeds, args.out, generate_args(args))
     try:
-        rows = run_batch(jobs, LocalExecutor(args.jobs), log_line, progress=not args.quiet)
+        rows = run_batch(jobs, executor, log_line, progress=not args.quiet)
     except KeyboardInterrupt:
         log_line("dreamfusion: batch stopped; the runs kept their checkpoints. Run the "
                  "same command again to go on.")
@@ -387,6 +401,17 @@ def cmd_batch(args: argparse.Namespace) -> int:
     print(markdown(rows), end="")
     log_line(f"summary written to {write_summary(args.out, rows)}")
     return 0 if all(r["status"] == "finished" for r in rows) else EXIT_FAILED
+
+
+def make_executor(args: argparse.Namespace):
+    from .executors import LocalExecutor, RayExecutor
+    if args.executor == "local":
+        return LocalExecutor(args.jobs)
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise UserError('--executor ray needs Ray: pip install "dreamfusion[ray]"') from None
+    return RayExecutor(args.address, args.cpus_per_run, args.gpus_per_run)
 
 
 def generate_args(args: argparse.Namespace) -> tuple[str, ...]:

@@ -63,7 +63,7 @@ def run_state(folder: Path) -> str:
 
 def generate_command(job: Job, state: str) -> list[str]:
     """The command line that starts or resumes the job's run."""
-    base = [sys.executable, "-m", "dreamfusion.cli", "generate"]
+    base = [sys.executable, "-m", "dreamfusion.child", "generate"]
     if state == "resumable":
         return [*base, "--resume", str(job.folder), "--quiet"]
     return [*base, "--out", str(job.folder), "--overwrite", "--seed", str(job.seed),
@@ -105,13 +105,54 @@ class Executor(ABC):
         checkpoint) and is raised again once they have stopped."""
 
 
+def run_job(job: Job, env: dict, started: Callable[[subprocess.Popen], None] | None = None,
+            stopping: Callable[[], bool] = lambda: False) -> JobResult:
+    """Start or resume one run in a child process and wait for it (on any executor).
+    A KeyboardInterrupt while waiting (Ctrl-C, ray.cancel) stops the child with one
+    SIGTERM, waits for its checkpoint, and is raised again."""
+    state = run_state(job.folder)
+    if state == "finished":
+        return JobResult(0, 0.0, skipped=True)
+    wait_for_owner(job.folder)
+    if stopping():
+        return JobResult(130, 0.0, "not started: the batch was stopped")
+    start = time.perf_counter()
+    job.folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(job.folder.parent / f".{job.folder.name}.log", "ab") as log:
+        # a session of its own: a Ctrl-C at the terminal reaches the driver only, which
+        # then stops each run with exactly one signal
+        proc = subprocess.Popen(generate_command(job, state), env=env,
+                                stdout=subprocess.DEVNULL, stderr=log,
+                                start_new_session=True)
+    if started is not None:
+        started(proc)
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+        keep_log(job)
+        raise
+    stderr = keep_log(job)
+    code = proc.returncode
+    return JobResult(code, time.perf_counter() - start, "" if code == 0 else last_error(stderr))
+
+
+def wait_for_owner(folder: Path, timeout: float = 300.0) -> None:
+    """A run whose last owner died is still saving its checkpoint for a moment (its
+    child was told by the kernel): wait until no live process holds it."""
+    deadline = time.time() + timeout
+    while runs.still_running(runs.read_status(folder)) and time.time() < deadline:
+        time.sleep(0.5)
+
+
 class LocalExecutor(Executor):
     """`workers` generate processes at a time on this machine, the cores shared out
     (OMP threads per process = cores // workers)."""
 
     def __init__(self, workers: int):
         self.workers = workers
-        self.procs: dict[Job, subprocess.Popen] = {}
+        self.procs: list[subprocess.Popen] = []
         self.lock = threading.Lock()
         self.stopping = False
 
@@ -132,34 +173,62 @@ class LocalExecutor(Executor):
         """One SIGTERM per live run: it finishes its step and saves its checkpoint."""
         with self.lock:
             self.stopping = True
-            for proc in self.procs.values():
+            for proc in self.procs:
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
 
     def _one(self, job: Job, env: dict, on_done: Done) -> JobResult:
-        state = run_state(job.folder)
-        if state == "finished":
-            result = JobResult(0, 0.0, skipped=True)
-            on_done(job, result)
-            return result
-        start = time.perf_counter()
-        job.folder.parent.mkdir(parents=True, exist_ok=True)
-        with self.lock:
-            if self.stopping:
-                return JobResult(130, 0.0, "not started: the batch was stopped")
-            # a session of its own: a Ctrl-C at the terminal reaches this process only,
-            # which then stops each run with exactly one signal
-            with open(job.folder.parent / f".{job.folder.name}.log", "ab") as log:
-                proc = subprocess.Popen(generate_command(job, state), env=env,
-                                        stdout=subprocess.DEVNULL, stderr=log,
-                                        start_new_session=True)
-            self.procs[job] = proc
-        proc.wait()
-        with self.lock:
-            del self.procs[job]
-        stderr = keep_log(job)
-        code = proc.returncode
-        result = JobResult(code, time.perf_counter() - start,
-                           "" if code == 0 else last_error(stderr))
+        def started(proc: subprocess.Popen) -> None:
+            with self.lock:
+                self.procs.append(proc)
+                if self.stopping:
+                    proc.send_signal(signal.SIGTERM)
+
+        result = run_job(job, env, started, lambda: self.stopping)
         on_done(job, result)
         return result
+
+
+class RayExecutor(Executor):
+    """One Ray task per run, with its CPUs and GPUs, on a Ray cluster (`address`, or a
+    local instance started for the call). The runs' folder must be on a filesystem every
+    node sees. A task whose worker or node dies is retried elsewhere (`max_retries`) and
+    resumes from the run's last checkpoint; a run that fails for its own reasons returns
+    its exit code and is not retried."""
+
+    def __init__(self, address: str | None, cpus_per_run: float = 1.0,
+                 gpus_per_run: float = 0.0, max_retries: int = 3):
+        self.address, self.cpus, self.gpus = address, cpus_per_run, gpus_per_run
+        self.max_retries = max_retries
+
+    def run(self, jobs: list[Job], on_done: Done) -> dict[Job, JobResult]:
+        import ray
+        ray.init(address=self.address, ignore_reinit_error=True, log_to_driver=False,
+                 include_dashboard=False, configure_logging=False)
+        env = {"OMP_NUM_THREADS": str(max(1, int(self.cpus)))}
+        task = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus,
+                          max_retries=self.max_retries)(_ray_job)
+        refs = {task.remote(job, env): job for job in jobs}
+        pending, results = list(refs), {}
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                for ref in ready:
+                    job = refs[ref]
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayError as err:  # retries used up
+                        result = JobResult(1, 0.0, f"its Ray task failed: {type(err).__name__}")
+                    results[job] = result
+                    on_done(job, result)
+        except KeyboardInterrupt:
+            for ref in pending:
+                ray.cancel(ref)  # a KeyboardInterrupt in the task: its run checkpoints
+            ray.wait(pending, num_returns=len(pending), timeout=300)
+            raise
+        return results
+
+
+def _ray_job(job: Job, env: dict) -> JobResult:
+    """The Ray task: the run on whichever node the task landed."""
+    return run_job(job, {**os.environ, **env})

@@ -177,7 +177,7 @@ class RunManager:
     # -- the scheduler -----------------------------------------------------------------
     def _loop(self) -> None:
         # This thread starts every child and must outlive them: a child is sent SIGTERM
-        # when the thread that started it ends (PR_SET_PDEATHSIG, web/child.py).
+        # when the thread that started it ends (PR_SET_PDEATHSIG, dreamfusion/child.py).
         while not (self.stopping and not self.procs):
             with self.lock:
                 self._reap()
@@ -188,7 +188,7 @@ class RunManager:
     def _start(self, run_id: str) -> None:
         folder = self.root / run_id
         web = read_web(folder)
-        base = [sys.executable, "-m", "dreamfusion.web.child", "generate", "--quiet"]
+        base = [sys.executable, "-m", "dreamfusion.child", "generate", "--quiet"]
         if web.get("mode") == "resume":
             cmd = base + ["--resume", str(folder)]
         else:
@@ -282,7 +282,7 @@ def public_metrics(metrics: dict) -> dict:
 def is_our_child(pid: int) -> bool:
     """Is pid a web run's process (not an unrelated one that reused the number)?"""
     try:
-        return b"dreamfusion.web.child" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"dreamfusion.child" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 

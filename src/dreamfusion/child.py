@@ -1,5 +1,7 @@
-"""`python -m dreamfusion.web.child ARGS`: the command line, in a process that stops (with
-its checkpoint, as on Ctrl-C) when the web server that started it dies, however it dies."""
+"""`python -m dreamfusion.child ARGS`: the command line, in a process that stops (with its
+checkpoint, as on Ctrl-C) when the process that started it dies, however it dies: the web
+server, a batch driver, a Ray worker. A run then never outlives its owner, and a retry
+never finds the run still held by an orphan."""
 from __future__ import annotations
 
 import os
@@ -23,5 +25,5 @@ def stop_with_parent() -> None:
 
 if __name__ == "__main__":
     stop_with_parent()
-    from ..cli import main
+    from .cli import main
     sys.exit(main(sys.argv[1:]))
