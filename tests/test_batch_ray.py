@@ -87,3 +87,20 @@ def test_a_killed_worker_is_retried_and_its_run_resumes_from_the_checkpoint(clus
     assert metrics["step"] == 120 and metrics["status"] == "finished"
     log = (folder / "generate.log").read_text()
     assert "stopped by SIGTERM" in log and "resuming" in log and "of 120" in log
+
+
+def test_without_a_shared_filesystem_the_run_folders_come_back(cluster, tmp_path):
+    captions = tmp_path / "captions.txt"
+    captions.write_text("a blue sphere\na purple cylinder\n")
+    out = tmp_path / "out"
+    proc = batch(captions, out, cluster, "--steps", "60", "--no-shared-fs")
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    for name, shape in (("a-blue-sphere-s0", "sphere"), ("a-purple-cylinder-s0", "cylinder")):
+        folder = out / name
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["step"] == 60 and metrics["ground_truth"]["retrieved_shape"] == shape
+        assert (folder / "mesh.glb").stat().st_size > 1000 and (folder / "checkpoint.pt").exists()
+        log = (folder / "generate.log").read_text()
+        assert "dreamfusion-run-" in log and str(out) not in log  # trained elsewhere
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no leftovers

@@ -81,6 +81,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_executor_options(p) -> None:
+    """Where the runs execute; shared by batch and experiment."""
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local (default): a process pool on this machine (--jobs at once); "
+                        'ray: one Ray task per run (pip install "dreamfusion[ray]")')
+    p.add_argument("--address", metavar="ADDR",
+                   help="ray: the cluster to join (default: start a local Ray instance)")
+    p.add_argument("--cpus-per-run", type=positive_float, default=1.0,
+                   help="ray: CPUs reserved per run (default 1)")
+    p.add_argument("--gpus-per-run", type=nonnegative_float, default=0.0,
+                   help="ray: GPUs reserved per run (default 0; 1 on GPU nodes)")
+    p.add_argument("--no-shared-fs", action="store_true",
+                   help="ray: the nodes do not see the runs' folder; each run works in a "
+                        "temporary folder of its node and is sent back at every "
+                        "checkpoint and at the end")
+
+
 def add_batch(sub) -> None:
     p = sub.add_parser(
         "batch", help="one run per caption of a file, several at a time, with a summary",
@@ -95,16 +112,7 @@ def add_batch(sub) -> None:
     p.add_argument("--jobs", type=positive_int, default=1, help="runs at once (default 1)")
     p.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0],
                    help="seeds per caption (default 0)")
-    p.add_argument("--executor", choices=("local", "ray"), default="local",
-                   help="local (default): a process pool on this machine; ray: one Ray task "
-                        'per run (pip install "dreamfusion[ray]"; DIR on a filesystem every '
-                        "node sees)")
-    p.add_argument("--address", metavar="ADDR",
-                   help="ray: the cluster to join (default: start a local Ray instance)")
-    p.add_argument("--cpus-per-run", type=positive_float, default=1.0,
-                   help="ray: CPUs reserved per run (default 1)")
-    p.add_argument("--gpus-per-run", type=nonnegative_float, default=0.0,
-                   help="ray: GPUs reserved per run (default 0; 1 on GPU nodes)")
+    add_executor_options(p)
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="YAML or JSON file of settings for every run (as generate's)")
     add_config_options(p)
@@ -152,6 +160,7 @@ def add_experiment(sub) -> None:
     p.add_argument("--seeds", type=nonnegative_int, nargs="+", default=None,
                    help="seeds per caption (default 0 1; 0 with --quick)")
     p.add_argument("--jobs", type=positive_int, default=2, help="runs in parallel")
+    add_executor_options(p)
     p.add_argument("--methods", nargs="+", choices=("dreamfusion", "dreamfields", "clipmesh"),
                    default=None, help="table1: the rows to run (default all three)")
     p.add_argument("--subset", type=positive_int, metavar="N", default=None,
@@ -390,7 +399,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     args.caption, args.seed, args.no_export = None, None, False
     options = options_from_args(args)
     captions = read_captions(args.captions_file, checker(options))
-    executor = make_executor(args)
+    executor = make_executor(args, args.out)
     jobs = batch_jobs(captions, args.seeds, args.out, generate_args(args))
     try:
         rows = run_batch(jobs, executor, log_line, progress=not args.quiet)
@@ -403,15 +412,19 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 0 if all(r["status"] == "finished" for r in rows) else EXIT_FAILED
 
 
-def make_executor(args: argparse.Namespace):
+def make_executor(args: argparse.Namespace, root: Path):
+    """The executor the options ask for; `root` = the driver's folder of the runs."""
     from .executors import LocalExecutor, RayExecutor
     if args.executor == "local":
+        if args.no_shared_fs or args.address:
+            raise UserError("--address and --no-shared-fs go with --executor ray")
         return LocalExecutor(args.jobs)
     try:
         import ray  # noqa: F401
     except ImportError:
         raise UserError('--executor ray needs Ray: pip install "dreamfusion[ray]"') from None
-    return RayExecutor(args.address, args.cpus_per_run, args.gpus_per_run)
+    return RayExecutor(args.address, args.cpus_per_run, args.gpus_per_run,
+                       copy_back_to=root if args.no_shared_fs else None)
 
 
 def generate_args(args: argparse.Namespace) -> tuple[str, ...]:
@@ -464,8 +477,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1])
     root = args.root or Path("experiments") / f"{args.name}{'-quick' if args.quick else ''}"
     extra = [a for item in args.set for a in ("--set", item)]
-    run_experiment(args.name, args.quick, seeds, args.jobs, root, args.results, extra,
-                   log=log_line, methods=args.methods, subset=args.subset)
+    run_experiment(args.name, args.quick, seeds, make_executor(args, root), root, args.results,
+                   extra, log=log_line, methods=args.methods, subset=args.subset)
     return 0
 
 

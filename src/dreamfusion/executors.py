@@ -197,18 +197,29 @@ class RayExecutor(Executor):
     its exit code and is not retried."""
 
     def __init__(self, address: str | None, cpus_per_run: float = 1.0,
-                 gpus_per_run: float = 0.0, max_retries: int = 3):
+                 gpus_per_run: float = 0.0, max_retries: int = 3,
+                 copy_back_to: Path | None = None):
         self.address, self.cpus, self.gpus = address, cpus_per_run, gpus_per_run
         self.max_retries = max_retries
+        self.copy_back_to = copy_back_to
+        """None: every node sees the runs' folders. Else the driver's folder of the runs:
+        each task runs in a temporary folder of its node and sends the run folder back
+        there at every checkpoint and at the end (folders.py)."""
 
     def run(self, jobs: list[Job], on_done: Done) -> dict[Job, JobResult]:
         import ray
         ray.init(address=self.address, ignore_reinit_error=True, log_to_driver=False,
                  include_dashboard=False, configure_logging=False)
         env = {"OMP_NUM_THREADS": str(max(1, int(self.cpus)))}
-        task = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus,
-                          max_retries=self.max_retries)(_ray_job)
-        refs = {task.remote(job, env): job for job in jobs}
+        options = dict(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.max_retries)
+        if self.copy_back_to is None:
+            task = ray.remote(**options)(_ray_job)
+            refs = {task.remote(job, env): job for job in jobs}
+        else:
+            from .folders import copied_job, folder_store
+            store = folder_store(self.copy_back_to)
+            task = ray.remote(**options)(copied_job)
+            refs = {task.remote(job, env, store, self.copy_back_to): job for job in jobs}
         pending, results = list(refs), {}
         try:
             while pending:

@@ -88,10 +88,13 @@ def ablation_grid(quick: bool, seeds: list[int]) -> list[Run]:
 
 
 # -- running -------------------------------------------------------------------------
-def execute(grid: list[Run], root: Path, jobs: int, extra: list[str],
+def execute(grid: list[Run], root: Path, executor, extra: list[str],
             log: Callable[[str], None]) -> dict[Run, int]:
-    """Run what is not finished, `jobs` at a time; exit code per run (0 = finished)."""
+    """Run what is not finished on `executor` (executors.py; an int = a local pool of that
+    many processes); exit code per run (0 = finished)."""
     from .executors import Job, LocalExecutor, run_state
+    if isinstance(executor, int):
+        executor = LocalExecutor(executor)
     by_job = {Job(r.caption, r.seed, r.folder(root), (*r.args, *extra),
                   f"{r.setting} / {r.caption} / seed {r.seed}"): r for r in grid}
 
@@ -101,8 +104,8 @@ def execute(grid: list[Run], root: Path, jobs: int, extra: list[str],
                 + ("" if result.code == 0 else f" ({result.error})"))
 
     todo = sum(run_state(j.folder) != "finished" for j in by_job)
-    log(f"{len(grid)} runs, {len(grid) - todo} already finished; {jobs} at a time")
-    results = LocalExecutor(jobs).run(list(by_job), done)
+    log(f"{len(grid)} runs, {len(grid) - todo} already finished")
+    results = executor.run(list(by_job), done)
     return {by_job[job]: result.code for job, result in results.items()}
 
 
@@ -249,7 +252,7 @@ def write_section(path: Path, name: str, text: str) -> None:
     runs.atomic_write_bytes(path, new.encode())
 
 
-def run_experiment(name: str, quick: bool, seeds: list[int], jobs: int, root: Path,
+def run_experiment(name: str, quick: bool, seeds: list[int], executor, root: Path,
                    results: Path | None, extra: list[str],
                    log: Callable[[str], None] = print, methods: list[str] | None = None,
                    subset: int | None = None) -> dict:
@@ -258,7 +261,7 @@ def run_experiment(name: str, quick: bool, seeds: list[int], jobs: int, root: Pa
             else ablation_grid(quick, seeds))
     # A quick or subset grid writes its own section and figure, beside the full grid's.
     variant = name + ("-quick" if quick else f"-subset{subset}" if subset else "")
-    codes = execute(grid, root, jobs, extra, log)
+    codes = execute(grid, root, executor, extra, log)
     model = load_named("toy-a")
     others = {"b": load_named("toy-b")} if name == "table1" else None
     rows = score(grid, root, codes, model, others)
