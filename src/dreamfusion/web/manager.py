@@ -317,12 +317,10 @@ def update_web(folder: Path, **changes: Any) -> None:
 
 def last_error_line(log: Path) -> str:
     """The run's own one-sentence error (`dreamfusion: error: ...`), or its last line."""
+    from ..executors import last_error
     try:
-        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+        text = log.read_text(errors="replace")
     except OSError:
-        return "the run stopped with an error"
-    for line in reversed(lines):
-        if line.startswith("dreamfusion: "):
-            return line.removeprefix("dreamfusion: ").removeprefix("error: ")
-    return lines[-1][-300:] if lines else "the run stopped with an error"
+        text = ""
+    return last_error(text) or "the run stopped with an error"
 
