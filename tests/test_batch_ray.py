@@ -2,6 +2,7 @@
 head and a second node (`ray start`, one CPU each)."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -66,17 +67,18 @@ def parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
+@pytest.mark.slow  # .ci/run runs it after the default test run
 def test_a_killed_worker_is_retried_and_its_run_resumes_from_the_checkpoint(cluster, tmp_path):
     captions = tmp_path / "captions.txt"
     captions.write_text("a red cone\n")
     out = tmp_path / "out"
-    proc = batch(captions, out, cluster, "--steps", "120")
+    proc = batch(captions, out, cluster, "--steps", "120", "--set", "checkpoint_every=10")
     folder = out / "a-red-cone-s0"
     deadline, status = time.time() + 300, {}
     while time.time() < deadline:
         if (folder / "status.json").exists():
             status = json.loads((folder / "status.json").read_text())
-            if status.get("status") == "running" and status.get("step", 0) >= 20:
+            if status.get("status") == "running" and status.get("step", 0) >= 30:
                 break
         time.sleep(0.3)
     worker = parent_of(int(status["pid"]))
@@ -85,10 +87,14 @@ def test_a_killed_worker_is_retried_and_its_run_resumes_from_the_checkpoint(clus
     assert proc.returncode == 0, err
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["step"] == 120 and metrics["status"] == "finished"
+    # The run's process is told by the kernel (SIGTERM) and saves a checkpoint; Ray may
+    # also kill it at once, and then the last periodic checkpoint (every 10 steps) counts.
     log = (folder / "generate.log").read_text()
-    assert "stopped by SIGTERM" in log and "resuming" in log and "of 120" in log
+    resumed = [int(m) for m in re.findall(r"from step (\d+) of 120", log)]
+    assert resumed and resumed[0] >= 20, log  # the step count went on, not from 0
 
 
+@pytest.mark.slow  # .ci/run runs it after the default test run
 def test_without_a_shared_filesystem_the_run_folders_come_back(cluster, tmp_path):
     captions = tmp_path / "captions.txt"
     captions.write_text("a blue sphere\na purple cylinder\n")
