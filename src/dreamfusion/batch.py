@@ -98,7 +98,7 @@ def summary_row(job: Job, result: JobResult) -> dict:
            "skipped": result.skipped}
     if result.error:
         row["error"] = result.error
-    metrics = _read_metrics(job.folder)
+    metrics = runs.read_json(job.folder / runs.METRICS)
     if result.skipped:
         row["seconds"] = metrics.get("total_seconds")
     truth = metrics.get("ground_truth") or {}
@@ -106,15 +106,6 @@ def summary_row(job: Job, result: JobResult) -> dict:
         if key in truth:
             row[key] = truth[key]
     return row
-
-
-def _read_metrics(folder: Path) -> dict:
-    import json
-    try:
-        data = json.loads((folder / runs.METRICS).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def markdown(rows: list[dict]) -> str:

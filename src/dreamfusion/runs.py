@@ -190,12 +190,17 @@ def write_status(run_dir: Path, status: str, step: int, steps: int, **extra: Any
                                   "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra})
 
 
-def read_status(run_dir: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a file; {} when it is missing, unreadable or not an object."""
     try:
-        data = json.loads((run_dir / STATUS).read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_status(run_dir: Path) -> dict[str, Any] | None:
+    return read_json(run_dir / STATUS) or None
 
 
 def still_running(status: dict[str, Any] | None) -> bool:

@@ -13,7 +13,6 @@ ever deleted.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -152,7 +151,7 @@ class RunManager:
             out["position"] = position
         if state == "failed" and web.get("error"):
             out["error"] = web["error"]
-        metrics = read_json(folder / runs.METRICS)
+        metrics = runs.read_json(folder / runs.METRICS)
         if state == "finished" and metrics:
             out["metrics"] = public_metrics(metrics)
         return out
@@ -295,16 +294,8 @@ def new_id(root: Path) -> str:
             return run_id
 
 
-def read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def read_web(folder: Path) -> dict:
-    return read_json(folder / WEB)
+    return runs.read_json(folder / WEB)
 
 
 def write_web(folder: Path, data: dict) -> None:
