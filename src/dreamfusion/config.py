@@ -279,6 +279,40 @@ class MeshConfig:
 
 
 @dataclass(frozen=True)
+class RefineConfig:
+    """Stage 2 (issue 17): the stage-1 field's surface as a mesh, whose vertices and
+    colours are optimised by the same guidance through the soft rasteriser, at a larger
+    render size (Magic3D's coarse-to-fine), with the regularisers that keep a mesh clean."""
+
+    enabled: bool = False
+    """Run the refine stage after the field (--refine / --no-refine)."""
+    steps: int = 200
+    size: int = 64
+    """Render side of the refine stage (the toy prior gets photos of this size)."""
+    batch_size: int = 2
+    mesh_resolution: int = 48
+    """Marching-cubes cells per axis of the initial mesh (48: ~4k faces for the toy
+    world's objects; the rasteriser's cost grows with the faces)."""
+    smooth_iterations: int = 10
+    """Taubin smoothing passes of the initial mesh (lambda 0.5, nu -0.53)."""
+    bank_size: int = 512
+    """Toy prior: photos per caption at the refine size."""
+    lr_vertices: float = 0.001
+    lr_colours: float = 0.01
+    normal_consistency: float = 1.0
+    """Weight of the mean 1 - cos between the normals of faces sharing an edge."""
+    laplacian: float = 10.0
+    """Weight of the mean squared uniform Laplacian of the vertex positions."""
+    edge_length: float = 0.1
+    """Weight of the mean squared relative deviation of edge lengths from their mean."""
+    sigma: float = 1e-4
+    """Edge softness of the rasteriser (squared image units; 1e-4 is a third of a pixel
+    at 64 px)."""
+    gamma: float = 1e-2
+    """Depth-blend temperature of the rasteriser."""
+
+
+@dataclass(frozen=True)
 class ClipGuidanceConfig:
     """Dream Fields and CLIP-Mesh: loss = -cos(image embedding of an augmented render,
     caption embedding), from an image-caption model (the analogue of CLIP)."""
@@ -356,6 +390,7 @@ class RunConfig:
     export: ExportConfig = _field(default_factory=ExportConfig)
     faults: FaultConfig = _field(default_factory=FaultConfig)
     mesh: MeshConfig = _field(default_factory=MeshConfig)
+    refine: RefineConfig = _field(default_factory=RefineConfig)
     clip: ClipGuidanceConfig = _field(default_factory=ClipGuidanceConfig)
 
 

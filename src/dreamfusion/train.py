@@ -89,8 +89,10 @@ class Trainer:
     """The guidance's frozen model: the diffusion prior (method dreamfusion), or for the
     baselines the image-caption model (None: loaded from cfg.clip)."""
     device: torch.device
+    model: nn.Module | None = None
+    """The 3D model to optimise, when not the method's own (the refine stage's mesh)."""
     field: nn.Module = _field(init=False)
-    """GridField, or MeshModel for clipmesh."""
+    """GridField, or MeshModel for clipmesh, or `model`."""
     background: LearnedBackground | None = _field(init=False, default=None)
     step: int = 0
     elapsed: float = 0.0
@@ -110,7 +112,8 @@ class Trainer:
         cfg = self.cfg
         self.generator = torch.Generator().manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)
-        self.field = build_model(cfg, self.generator).to(self.device)
+        model = self.model if self.model is not None else build_model(cfg, self.generator)
+        self.field = model.to(self.device)
         self.guidance = build_guidance(cfg, self.backend, self.device, self.generator)
         groups = self.param_groups()
         # (configured rate, warmed up?) per group, kept out of the optimiser's state

@@ -1,0 +1,71 @@
+"""Run the refine stage on finished runs, in process, and score the mesh before and after.
+
+    python benchmarks/refine_probe.py RUN_DIR... [--set refine.steps=300 ...] [--threads 1]
+
+For each run folder (a finished stage-1 run with checkpoint.pt): the initial mesh of the
+refine stage (the field's surface, one shell, smoothed) and the refined mesh, each scored
+against the exact shape (normal angle, F-score at 0.02, shells, Euler, IoU), with the
+refine stage's seconds. A development tool for choosing the stage's settings.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from dreamfusion import runs
+from dreamfusion.config import RunConfig, override
+from dreamfusion.guidance.backends import build_backend
+from dreamfusion.mesh_model import SurfaceMesh
+from dreamfusion.options import parse_set
+from dreamfusion.pipeline import ground_truth_metrics, load_field
+from dreamfusion.refine import initial_mesh, refine_config
+from dreamfusion.train import Trainer
+
+
+def scores(cfg, mesh, turn) -> dict:
+    gt = ground_truth_metrics(cfg, mesh, turn)
+    return {k: gt.get(k) for k in ("normal_angle_deg", "fscore", "shells", "euler", "iou",
+                                   "color_name", "front_color_name")}
+
+
+def probe(run_dir: Path, changes: dict) -> tuple[dict, dict, float]:
+    cfg = override(runs.load_config(run_dir), **changes)
+    field = load_field(cfg, run_dir, log=lambda s: None)
+    start = time.perf_counter()
+    mesh, turn = initial_mesh(field, cfg)
+    before = scores(cfg, mesh, turn)
+    stage = refine_config(cfg)
+    device = field.device
+    backend = build_backend(stage, device)
+    trainer = Trainer(stage, backend, device, model=SurfaceMesh.from_trimesh(mesh, cfg.refine))
+    while trainer.step < stage.steps:
+        trainer.train_step()
+    seconds = time.perf_counter() - start
+    after = scores(cfg, trainer.field.to_trimesh(), turn)
+    return before, after, seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    changes = parse_set(args.set, RunConfig())
+    print("| run | normal angle before -> after | F before -> after | shells | Euler | IoU before -> after | colour | s |")
+    print("|---|---|---|---|---|---|---|---:|")
+    for run in args.runs:
+        b, a, sec = probe(run, changes)
+        print(f"| {run.name} | {b['normal_angle_deg']:.1f} -> {a['normal_angle_deg']:.1f} "
+              f"| {b['fscore']:.3f} -> {a['fscore']:.3f} | {b['shells']} -> {a['shells']} "
+              f"| {b['euler']} -> {a['euler']} | {b['iou']:.3f} -> {a['iou']:.3f} "
+              f"| {b['color_name']} -> {a['color_name']} | {sec:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Stage 2, the refine stage (issue 17): the stage-1 field's surface becomes a mesh whose
+vertices and colours the same guidance optimises through the soft rasteriser, at a
+larger render size, with the regularisers that keep a mesh clean (Magic3D's
+coarse-to-fine; threestudio's geometry conversion).
+
+The stage is a composition like any method: a SurfaceMesh (mesh_model.py) and an
+SDSGuidance built from `refine_config(cfg)`, the stage-2 view of the run's config."""
+from __future__ import annotations
+
+import torch
+import trimesh
+
+from .canonical import snap_turn
+from .config import RunConfig, override
+from .export import choose_threshold, density_on_grid
+from .field import GridField
+from .mesh import color_vertices, extract_mesh
+from .mesh_model import SurfaceMesh
+
+
+def refine_config(cfg: RunConfig) -> RunConfig:
+    """The run's config as stage 2 sees it: its steps, size and batch; no albedo-only
+    or formation phase; a fixed low-noise time range (stage 1 ends there); no opacity
+    or orientation penalty (a mesh has neither a density nor normals to orient)."""
+    r = cfg.refine
+    g = cfg.guidance
+    return override(cfg, steps=r.steps, size=r.size, batch_size=r.batch_size, **{
+        "render.formation_size": 0, "shading.albedo_only_fraction": 0.0,
+        "reg.opacity": 0.0, "reg.orientation": 0.0, "guidance.bank_size": r.bank_size,
+        "guidance.t_min_start": g.t_min, "guidance.t_max": g.t_max_final,
+        "guidance.plain_camera_start": 0.0, "optim.density_warmup": 0.0,
+        "optim.lr_final": 1.0})
+
+
+def taubin(mesh: trimesh.Trimesh, iterations: int) -> trimesh.Trimesh:
+    """A copy smoothed by Taubin's lambda|mu passes (0.5, -0.53): bumps go, volume stays."""
+    out = mesh.copy()
+    if iterations > 0:
+        trimesh.smoothing.filter_taubin(out, lamb=0.5, nu=0.53, iterations=iterations)
+    return out
+
+
+@torch.no_grad()
+def initial_mesh(field: GridField, cfg: RunConfig) -> tuple[trimesh.Trimesh, float]:
+    """(the field's surface as one closed, outward-facing shell with vertex colours, the
+    turn snapped in degrees): the field is turned like the export turns it, meshed at
+    refine.mesh_resolution (largest piece, cavities filled), then smoothed."""
+    turn = 0.0
+    if cfg.export.snap_turn:
+        field, turn = snap_turn(field)
+    threshold = cfg.export.threshold if cfg.export.threshold > 0 else choose_threshold(field)
+    mesh = extract_mesh(density_on_grid(field, cfg.refine.mesh_resolution), threshold,
+                        bound=field.cfg.bound, fill_hidden=cfg.export.fill_hidden)
+    mesh = taubin(mesh, cfg.refine.smooth_iterations)
+
+    def albedo_fn(points: torch.Tensor) -> torch.Tensor:
+        return field.albedo(points.to(field.device).float()).cpu()
+
+    mesh = color_vertices(mesh, albedo_fn, inset=0.5 * field.voxel_size)
+    return mesh, turn
+
+
+def surface_model(field: GridField, cfg: RunConfig) -> SurfaceMesh:
+    """The refine stage's starting model, on the field's device."""
+    mesh, _ = initial_mesh(field, cfg)
+    return SurfaceMesh.from_trimesh(mesh, cfg.refine).to(field.device)
+
+
+def is_single_shell(mesh: trimesh.Trimesh) -> bool:
+    return len(mesh.split(only_watertight=False)) == 1 and bool(mesh.is_watertight)
