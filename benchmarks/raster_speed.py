@@ -11,7 +11,8 @@ import time
 import torch
 
 from dreamfusion.cameras import ring_cameras
-from dreamfusion.hard_raster import antialias, edge_neighbours, interpolate, rasterize_hard
+from dreamfusion.hard_raster import (antialias, edge_neighbours, interpolate, rasterize_hard,
+                                     silhouette_crossings)
 from dreamfusion.mesh_model import icosphere
 from dreamfusion.rasterize import RasterSettings, project, rasterize
 
@@ -26,7 +27,7 @@ def hard(v, f, cams, size, neighbours):
     screen = project(v, cams)
     raster = rasterize_hard(screen, f, size)
     rgb, alpha, _ = interpolate(raster, screen, f, torch.ones(len(cams), len(f), 3, 3))
-    return antialias(alpha * rgb, raster, screen, f, neighbours)
+    return antialias(alpha * rgb, silhouette_crossings(raster, screen, f, neighbours))
 
 
 def seconds(fn, v, repeats: int) -> float:

@@ -8,7 +8,7 @@ import trimesh
 
 from dreamfusion.cameras import Cameras, ring_cameras
 from dreamfusion.hard_raster import (antialias, edge_neighbours, interpolate, rasterize_hard,
-                                     reference_image)
+                                     reference_image, silhouette_crossings)
 from dreamfusion.mesh_model import icosphere
 from dreamfusion.rasterize import project
 
@@ -17,7 +17,7 @@ def fast_image(screen, faces, values, background, size):
     raster = rasterize_hard(screen, faces, size)
     rgb, alpha, _ = interpolate(raster, screen, faces, values)
     image = alpha * rgb + (1 - alpha) * background[:, :, None, None]
-    return antialias(image, raster, screen, faces, edge_neighbours(faces))
+    return antialias(image, silhouette_crossings(raster, screen, faces, edge_neighbours(faces)))
 
 
 def bumpy_sphere(seed: int):
@@ -67,7 +67,7 @@ def sphere_coverage(scale: float, size: int = 64):
     screen = project(verts, cams)
     raster = rasterize_hard(screen, f, size)
     _, alpha, _ = interpolate(raster, screen, f, torch.ones(1, len(f), 3, 1))
-    aa = antialias(alpha, raster, screen, f, edge_neighbours(f))
+    aa = antialias(alpha, silhouette_crossings(raster, screen, f, edge_neighbours(f)))
     # the silhouette of a sphere of radius R at distance d: a disc of half-angle asin(R/d)
     radius = math.tan(math.asin(0.5 * scale / 2.0)) / math.tan(math.radians(20.0))
     return aa, alpha, math.pi * radius ** 2 / 4, verts

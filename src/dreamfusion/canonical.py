@@ -75,10 +75,10 @@ def turned_field(field: GridField, degrees: float) -> GridField:
 
 def snap_turn(field) -> tuple:
     """(field turned so that its four-fold mode is aligned, the turn it had in degrees);
-    the model itself and 0.0 when it is not a GridField (a mesh model) or has no clear
-    four-fold mode."""
-    if not isinstance(field, GridField):
-        return field, 0.0
+    the model itself and 0.0 when it has no clear four-fold mode, or its own `turned`
+    when it is a mesh model (0 for CLIP-Mesh's sphere)."""
+    if not isinstance(field, GridField):  # a mesh carries the turn of the field it came from
+        return field, float(getattr(field, "turned", 0.0))
     with torch.no_grad():
         a, b, turn = four_fold_mode(field.density_grid(), field.cfg.bound)
     if math.hypot(a, b) < SNAP_MIN_AMPLITUDE or abs(turn) < 0.5:

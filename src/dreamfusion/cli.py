@@ -281,6 +281,10 @@ def add_config_options(p) -> None:
     p.add_argument("--perp-neg", action=argparse.BooleanOptionalAction, default=None,
                    help="Perp-Neg: view prompts mixed by azimuth, the other views as "
                         "negatives through their perpendicular component (default off)")
+    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
+                   help="after the field, refine its surface as a mesh through a rasteriser "
+                        "at refine.size with the same guidance (refine.* settings; default "
+                        "off)")
     p.add_argument("--shading", choices=tuple(SHADING_MODES), default=None,
                    help="shading during training: full = paper schedule (albedo, then "
                         "lambertian and textureless), lambertian = no textureless renders, "
@@ -312,7 +316,7 @@ def add_export(sub) -> None:
 # -- config from arguments -----------------------------------------------------------
 CONFIG_OPTIONS = ("caption", "config", "preset", "steps", "seed", "size", "batch_size",
                   "guidance", "backend", "model", "method", "guide_model", "no_view_prompts",
-                  "perp_neg",
+                  "perp_neg", "refine",
                   "shading", "no_export", "set",
                   "out", "overwrite")
 """Options that choose settings or a folder (not allowed with --resume)."""
@@ -336,7 +340,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         steps=args.steps, seed=args.seed, size=args.size, batch_size=args.batch_size,
         guidance=args.guidance, device=args.device, model=args.model, method=args.method,
         guide_model=args.guide_model, view_prompts=False if args.no_view_prompts else None,
-        perp_neg=args.perp_neg, shading=args.shading,
+        perp_neg=args.perp_neg, refine=args.refine, shading=args.shading,
         export=False if args.no_export else None, cache=False if args.no_cache else None,
         settings=settings)
 
@@ -437,8 +441,10 @@ def generate_args(args: argparse.Namespace) -> tuple[str, ...]:
             out += ["--" + name.replace("_", "-"), str(value)]
     flags = {"no_view_prompts": "--no-view-prompts", "no_cache": "--no-cache"}
     out += [flag for name, flag in flags.items() if getattr(args, name)]
-    if args.perp_neg is not None:
-        out.append("--perp-neg" if args.perp_neg else "--no-perp-neg")
+    for name in ("perp_neg", "refine"):
+        value = getattr(args, name)
+        if value is not None:
+            out.append(f"--{'' if value else 'no-'}{name.replace('_', '-')}")
     for item in args.set:
         out += ["--set", item]
     return tuple(out)

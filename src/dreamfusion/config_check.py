@@ -134,6 +134,12 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "mesh.subdivisions": _between(0, 6), "mesh.radius": _between(0.05, 1.0),
     "mesh.sigma": _POSITIVE, "mesh.gamma": _POSITIVE, "mesh.lr_offsets": _AT_LEAST_0,
     "mesh.lr_colours": _AT_LEAST_0, "mesh.laplacian": _AT_LEAST_0,
+    "refine.steps": _AT_LEAST_1, "refine.size": _between(8, 512), "refine.batch_size": _AT_LEAST_1,
+    "refine.mesh_resolution": _between(8, 256), "refine.smooth_iterations": _AT_LEAST_0,
+    "refine.bank_size": _AT_LEAST_1, "refine.lr_vertices": _AT_LEAST_0,
+    "refine.lr_colours": _AT_LEAST_0, "refine.normal_consistency": _AT_LEAST_0,
+    "refine.laplacian": _AT_LEAST_0, "refine.edge_length": _AT_LEAST_0,
+    "refine.sigma": _POSITIVE, "refine.gamma": _POSITIVE,
     "clip.crops": _between(1, 64), "clip.crop_scale": _between(0.1, 1.0),
     "clip.background_noise": _FRACTION, "clip.white_background": _FRACTION, "clip.transmittance_start": _FRACTION,
     "clip.transmittance_target": _FRACTION, "clip.transmittance_anneal": _FRACTION,
@@ -164,6 +170,9 @@ def validate(cfg: RunConfig) -> RunConfig:
         if not all(2 <= n <= cfg.field.resolution for n in levels):
             raise ConfigError(f"{key} must be grid sizes between 2 and field.resolution "
                               f"({cfg.field.resolution}), got {list(levels)}")
+    if cfg.refine.enabled and cfg.method != "dreamfusion":
+        raise ConfigError(f"the refine stage (refine.enabled) refines DreamFusion's field "
+                          f"with score distillation; method {cfg.method} has none")
     lo, hi = cfg.cameras.el_range
     if not -90 <= lo <= hi <= 90:
         raise ConfigError(f"cameras.el_range must be [low, high] within [-90, 90] degrees, "

@@ -197,15 +197,21 @@ def _crossings(raster: Raster, screen: Tensor, faces: Tensor, neighbours: Tensor
     face = raster.face[view, rp, cp]
     with torch.no_grad():  # which face's edge is the outline
         found = torch.zeros_like(face, dtype=torch.bool)
+        corner = torch.zeros_like(face)
+        active = torch.arange(len(face), device=face.device)  # pairs still walking
         for _ in range(hops):
-            s, corner = segment_exit(screen[view[:, None], faces[face]], p, q)
-            across = neighbours[face, corner]
-            edge = (across < 0) | ~raster.front[view, across.clamp(min=0)]
-            found = found | (edge & (s <= 1))
-            step = ~found & (s <= 1)
-            if not bool(step.any()):
+            here = face[active]
+            s, exit_corner = segment_exit(screen[view[active, None], faces[here]], p[active],
+                                          q[active])
+            across = neighbours[here, exit_corner]
+            edge = (across < 0) | ~raster.front[view[active], across.clamp(min=0)]
+            hit, walk = edge & (s <= 1), ~edge & (s <= 1)
+            found[active[hit]] = True
+            corner[active[hit]] = exit_corner[hit]
+            face[active[walk]] = across[walk]
+            active = active[walk]
+            if len(active) == 0:
                 break
-            face = torch.where(step, across, face)
         tri = screen[view[:, None], faces[face]]
         lq = screen_barycentrics(tri, q)
         in_front = 1 / (lq / tri[..., 2]).sum(-1) < raster.depth[view, rq, cq]
@@ -215,16 +221,25 @@ def _crossings(raster: Raster, screen: Tensor, faces: Tensor, neighbours: Tensor
     return view, rp, cp, rq, cq, s.clamp(0, 1)
 
 
-def antialias(image: Tensor, raster: Raster, screen: Tensor, faces: Tensor,
-              neighbours: Tensor) -> Tensor:
+PAIRS = ((0, 1), (0, -1), (1, 0), (-1, 0))
+"""Neighbour directions (rows, columns) of the antialiasing passes."""
+
+
+def silhouette_crossings(raster: Raster, screen: Tensor, faces: Tensor, neighbours: Tensor
+                         ) -> list[tuple[Tensor, ...]]:
+    """The silhouette crossings of every pass (`_crossings` per direction in PAIRS): they
+    depend on the geometry only, so one list serves every image of the views."""
+    return [_crossings(raster, screen, faces, neighbours, dr, dc) for dr, dc in PAIRS]
+
+
+def antialias(image: Tensor, crossings: list[tuple[Tensor, ...]]) -> Tensor:
     """(B, C, H, W) `image` with its silhouettes blended: for each pair of neighbouring
     pixels p, q across a silhouette of p's face crossed at s (fraction from p to q), q
     takes (s - 0.5) of p's colour when s > 0.5 (the face reaches into q's cell), else p
-    takes (0.5 - s) of q's. neighbours: edge_neighbours(faces)."""
+    takes (0.5 - s) of q's. crossings: silhouette_crossings of the image's views."""
     pixels = image.permute(0, 2, 3, 1)  # (B, H, W, C)
     delta = torch.zeros_like(pixels)
-    for dr, dc in ((0, 1), (0, -1), (1, 0), (-1, 0)):
-        view, rp, cp, rq, cq, s = _crossings(raster, screen, faces, neighbours, dr, dc)
+    for view, rp, cp, rq, cq, s in crossings:
         at_p, at_q = pixels[view, rp, cp], pixels[view, rq, cq]  # (N, C)
         into_q = (s - 0.5).clamp(min=0)[:, None]
         into_p = (0.5 - s).clamp(min=0)[:, None]
@@ -285,8 +300,9 @@ def reference_image(screen: Tensor, faces: Tensor, corner_values: Tensor, backgr
                         lp, lq = screen_barycentrics(tri_all[f], p), screen_barycentrics(tri_all[f], q)
                         s, corner = float("inf"), -1
                         for i in range(3):
-                            if lq[i] < lp[i] and float(lp[i] / (lp[i] - lq[i])) < s:
-                                s, corner = float(lp[i] / (lp[i] - lq[i])), i
+                            ratio = float((lp[i] / (lp[i] - lq[i])).detach())
+                            if lq[i] < lp[i] and ratio < s:
+                                s, corner = ratio, i
                         if s > 1:
                             break
                         across = int(neighbours[f, corner])
@@ -297,7 +313,7 @@ def reference_image(screen: Tensor, faces: Tensor, corner_values: Tensor, backgr
                     if not found:
                         continue
                     lq = screen_barycentrics(tri_all[f], q)
-                    if not float(1 / (lq / tri_all[f][:, 2]).sum()) < depth_map[r2][c2]:
+                    if not float((1 / (lq / tri_all[f][:, 2]).sum()).detach()) < depth_map[r2][c2]:
                         continue
                     edge = tri_all[f][(corner + 2) % 3, :2] - tri_all[f][(corner + 1) % 3, :2]
                     vertical_edge = bool(edge[1].abs() >= edge[0].abs())

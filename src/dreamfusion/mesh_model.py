@@ -11,7 +11,8 @@ from torch import Tensor, nn
 
 from .cameras import Cameras
 from .config import MeshConfig, RefineConfig
-from .hard_raster import antialias, edge_neighbours, interpolate, rasterize_hard
+from .hard_raster import (antialias, edge_neighbours, interpolate, rasterize_hard,
+                          silhouette_crossings)
 from .rasterize import RasterSettings, project, rasterize
 from .render import Shading, shade
 
@@ -162,6 +163,8 @@ class SurfaceMesh(MeshModel):
         logits = torch.logit(colours.clamp(0.02, 0.98))
         self.build(vertices.float(), faces.long(), logits.float(),
                    RasterSettings(cfg.sigma, cfg.gamma), persistent=True)
+        self.register_buffer("turned", torch.zeros(()))
+        """Degrees the field was turned about y before meshing (export.snap_turn)."""
         self.register_buffer("pairs", face_pairs(self.faces), persistent=False)
         self.register_buffer("neighbours", edge_neighbours(self.faces), persistent=False)
 
@@ -183,9 +186,10 @@ class SurfaceMesh(MeshModel):
         antialiases the silhouettes of the composited images (hard_raster.py)."""
         raster = rasterize_hard(screen, self.faces, size)
         values, alpha, depth = interpolate(raster, screen, self.faces, corner_values)
+        crossings = silhouette_crossings(raster, screen, self.faces, self.neighbours)
 
         def finish(image: Tensor) -> Tensor:
-            return antialias(image, raster, screen, self.faces, self.neighbours)
+            return antialias(image, crossings)
 
         return values, alpha, depth, finish
 

@@ -46,6 +46,8 @@ class RunOptions:
     guide_model: str | None = None
     view_prompts: bool | None = None
     perp_neg: bool | None = None
+    refine: bool | None = None
+    """The refine stage after the field (refine.py)."""
     shading: str | None = None
     export: bool | None = None
     cache: bool | None = None
@@ -93,7 +95,8 @@ def named_changes(opts: RunOptions) -> dict[str, Any]:
               "guidance.guidance_scale": opts.guidance, "guidance.backend": opts.backend,
               "guidance.model": opts.model, "method": opts.method,
               "clip.model": opts.guide_model, "guidance.view_prompts": opts.view_prompts,
-              "guidance.perp_neg": opts.perp_neg, "export.enabled": opts.export}
+              "guidance.perp_neg": opts.perp_neg, "export.enabled": opts.export,
+              "refine.enabled": opts.refine}
     changes = {k: v for k, v in direct.items() if v is not None}
     if opts.shading is not None and opts.shading not in SHADING_MODES:
         raise UserError(f"unknown shading {opts.shading!r}; choose "

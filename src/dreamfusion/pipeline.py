@@ -11,6 +11,8 @@ from .export import export_run
 from .guidance.base import DiffusionBackend
 from .interrupts import RunInterrupted, signal_name
 from .mesh import EmptyFieldError, NonFiniteFieldError
+from .mesh_model import SurfaceMesh
+from .refine import run_refine
 from .train import TrainingDiverged, all_finite, build_model, resolve_device, train
 
 USER_FACING_ERRORS = (EmptyFieldError, NonFiniteFieldError, runs.RunFolderError,
@@ -64,16 +66,19 @@ def generate(cfg: RunConfig, run_dir: Path, progress: bool = True,
     state = None
     if resume:
         state = runs.load_checkpoint(run_dir, warn=log)
-        log(f"resuming {run_dir} from step {state['step']} of {cfg.steps}")
+        where = (f"step {state['step']} of the refine stage's {cfg.refine.steps}"
+                 if state.get("stage") == "refine" else f"step {state['step']} of {cfg.steps}")
+        log(f"resuming {run_dir} from {where}")
     else:
         runs.save_config(run_dir, cfg)
     try:
-        trainer = train(cfg, run_dir, backend=backend, progress=progress, state=state, log=log)
+        trainer = run_stages(cfg, run_dir, backend, progress, state, log)
     except TrainingDiverged:
         status = runs.read_status(run_dir) or {}
-        runs.write_status(run_dir, "failed", int(status.get("step", 0)), cfg.steps)
+        runs.write_status(run_dir, "failed", int(status.get("step", 0)), total_steps(cfg))
         raise
-    metrics = {"caption": cfg.caption, "steps": cfg.steps, "step": trainer.step,
+    step, steps = trainer.stage.progress(trainer.step, trainer.cfg.steps)
+    metrics = {"caption": cfg.caption, "steps": steps, "step": step,
                "train_seconds": round(trainer.elapsed, 2),
                "final_loss": trainer.loss_log[-1]["loss"] if trainer.loss_log else None,
                "faulty_steps": trainer.faults, "rollbacks": trainer.rollbacks}
@@ -88,6 +93,23 @@ def generate(cfg: RunConfig, run_dir: Path, progress: bool = True,
     if metrics.get("ground_truth"):
         log(summary_line(cfg, metrics["ground_truth"]))
     return metrics
+
+
+def total_steps(cfg: RunConfig) -> int:
+    """Steps of the whole run: the field's, and the refine stage's when it runs."""
+    return cfg.steps + (cfg.refine.steps if cfg.refine.enabled else 0)
+
+
+def run_stages(cfg: RunConfig, run_dir: Path, backend: DiffusionBackend | None,
+               progress: bool, state: dict | None, log: Callable[[str], None]):
+    """Stage 1 (the field), then the refine stage if it is on; a checkpoint `state` of
+    the refine stage skips stage 1. Returns the trainer of the last stage that ran."""
+    if state is None or state.get("stage", "field") == "field":
+        trainer = train(cfg, run_dir, backend=backend, progress=progress, state=state, log=log)
+        if trainer.stopped_by is not None or not cfg.refine.enabled:
+            return trainer
+        return run_refine(cfg, run_dir, trainer, backend, progress, None, log)
+    return run_refine(cfg, run_dir, None, backend, progress, state, log)
 
 
 def try_export(cfg: RunConfig, field, run_dir: Path, metrics: dict,
@@ -106,7 +128,7 @@ def try_export(cfg: RunConfig, field, run_dir: Path, metrics: dict,
 def finish(run_dir: Path, cfg: RunConfig, metrics: dict, status: str) -> None:
     metrics["status"] = status
     runs.write_json(run_dir / runs.METRICS, metrics)
-    runs.write_status(run_dir, status, metrics["step"], cfg.steps)
+    runs.write_status(run_dir, status, metrics["step"], metrics["steps"])
 
 
 def stop_interrupted(cfg: RunConfig, trainer, run_dir: Path, metrics: dict,
@@ -115,17 +137,22 @@ def stop_interrupted(cfg: RunConfig, trainer, run_dir: Path, metrics: dict,
     try_export(cfg, trainer.field, run_dir, metrics, log)
     finish(run_dir, cfg, metrics, "interrupted")
     raise RunInterrupted(
-        f"stopped by {signal_name(trainer.stopped_by)} at step {trainer.step} of {cfg.steps}; "
+        f"stopped by {signal_name(trainer.stopped_by)} at step {metrics['step']} of "
+        f"{metrics['steps']}; "
         f"the checkpoint{' and the export of the field so far' if cfg.export.enabled else ''}"
         f" are in {run_dir}. Continue with: dreamfusion generate --resume {run_dir}",
         trainer.stopped_by)
 
 
 def load_field(cfg: RunConfig, run_dir: Path, log: Callable[[str], None] = print):
-    """The run's 3D model (GridField or MeshModel) from its checkpoint."""
+    """The run's 3D model (GridField, MeshModel, or the refine stage's SurfaceMesh) from
+    its checkpoint."""
     state = runs.load_checkpoint(run_dir, warn=log)
-    field = build_model(cfg)
-    field.load_state_dict(state["field"])
+    if state.get("stage") == "refine":
+        field = SurfaceMesh.from_state(state["field"], cfg.refine)
+    else:
+        field = build_model(cfg)
+        field.load_state_dict(state["field"])
     return field.to(resolve_device(cfg.device))
 
 

@@ -7,6 +7,9 @@ The stage is a composition like any method: a SurfaceMesh (mesh_model.py) and an
 SDSGuidance built from `refine_config(cfg)`, the stage-2 view of the run's config."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import torch
 import trimesh
 
@@ -14,8 +17,10 @@ from .canonical import snap_turn
 from .config import RunConfig, override
 from .export import choose_threshold, density_on_grid
 from .field import GridField
+from .guidance.base import DiffusionBackend
 from .mesh import color_vertices, extract_mesh
 from .mesh_model import SurfaceMesh
+from .train import Stage, Trainer, train
 
 
 def refine_config(cfg: RunConfig) -> RunConfig:
@@ -62,8 +67,32 @@ def initial_mesh(field: GridField, cfg: RunConfig) -> tuple[trimesh.Trimesh, flo
 
 def surface_model(field: GridField, cfg: RunConfig) -> SurfaceMesh:
     """The refine stage's starting model, on the field's device."""
-    mesh, _ = initial_mesh(field, cfg)
-    return SurfaceMesh.from_trimesh(mesh, cfg.refine).to(field.device)
+    mesh, turn = initial_mesh(field, cfg)
+    model = SurfaceMesh.from_trimesh(mesh, cfg.refine)
+    model.turned.fill_(turn)
+    return model.to(field.device)
+
+
+def run_refine(cfg: RunConfig, run_dir: Path, field_trainer: Trainer | None,
+               backend: DiffusionBackend | None, progress: bool, state: dict | None,
+               log: Callable[[str], None]) -> Trainer:
+    """Stage 2: from the finished field of `field_trainer`, or from a refine-stage
+    checkpoint `state`. The toy prior gets photos of the refine size; a real prior
+    (which resizes renders itself) is the stage-1 one when it is loaded already."""
+    stage_cfg = refine_config(cfg)
+    if state is not None:
+        model = SurfaceMesh.from_state(state["field"], cfg.refine)
+        before = 0.0
+    else:
+        model = surface_model(field_trainer.field, cfg)
+        before = field_trainer.elapsed
+        log(f"refine stage: {len(model.faces)} faces, {stage_cfg.steps} steps at "
+            f"{stage_cfg.size}x{stage_cfg.size}")
+    if cfg.guidance.backend == "toy":
+        backend = None  # train builds the toy prior at the stage's size
+    stage = Stage("refine", cfg.steps, cfg.steps + cfg.refine.steps, cfg, before)
+    return train(stage_cfg, run_dir, backend=backend, progress=progress, state=state, log=log,
+                 model=model, stage=stage)
 
 
 def is_single_shell(mesh: trimesh.Trimesh) -> bool:

@@ -27,7 +27,7 @@ from .mesh_model import MeshModel
 from .optim import FusedAdam
 from .render import render_model, render_rows
 
-__all__ = ["Trainer", "build_backend", "build_model", "build_guidance", "sample_shading",
+__all__ = ["Trainer", "Stage", "build_backend", "build_model", "build_guidance", "sample_shading",
            "to_device", "train", "resolve_device"]
 
 
@@ -80,6 +80,26 @@ def lr_decay(final: float, step: int, total: int) -> float:
     return final ** (step / max(1, total - 1))
 
 
+@dataclass(frozen=True)
+class Stage:
+    """Which stage of a run a trainer is, for its checkpoints and status.json."""
+
+    name: str = "field"
+    """`field` (stage 1, the method's own model) or `refine` (stage 2, refine.py)."""
+    offset: int = 0
+    """Steps of the stages before (status.json counts the steps of the whole run)."""
+    total: int = 0
+    """Steps of the whole run (0: this stage's)."""
+    run_config: RunConfig | None = None
+    """The run's config, saved in checkpoints (the trainer's is the stage's view of it)."""
+    elapsed_before: float = 0.0
+    """Seconds the stages before took (the trainer's `elapsed` goes on from there)."""
+
+    def progress(self, step: int, steps: int) -> tuple[int, int]:
+        """(step, steps) of the whole run."""
+        return self.offset + step, self.total or steps
+
+
 @dataclass
 class Trainer:
     """One 3D model + one Guidance (train.METHODS) + the optimiser, for one caption."""
@@ -91,6 +111,7 @@ class Trainer:
     device: torch.device
     model: nn.Module | None = None
     """The 3D model to optimise, when not the method's own (the refine stage's mesh)."""
+    stage: Stage = Stage()
     field: nn.Module = _field(init=False)
     """GridField, or MeshModel for clipmesh, or `model`."""
     background: LearnedBackground | None = _field(init=False, default=None)
@@ -213,7 +234,9 @@ class Trainer:
     def state_dict(self) -> dict:
         """Everything needed to continue bit for bit: config, field, optimiser, step,
         random states, fault counters and the loss log so far."""
-        state = {"step": self.step, "config": to_dict(self.cfg), "field": self.field.state_dict(),
+        state = {"step": self.step, "stage": self.stage.name,
+                 "config": to_dict(self.stage.run_config or self.cfg),
+                 "field": self.field.state_dict(),
                  "optimizer": self.optimizer.state_dict(),
                  "rng": {"generator": self.generator.get_state(),
                          "torch": torch.get_rng_state()},
@@ -304,13 +327,15 @@ def save_progress(trainer: Trainer, run_dir: Path) -> None:
         raise TrainingDiverged(f"the field holds non-finite values at step {trainer.step}; "
                                f"the last good checkpoint is kept in {run_dir}")
     runs.save_checkpoint(run_dir, trainer.state_dict())
-    runs.write_status(run_dir, "running", trainer.step, trainer.cfg.steps)
+    runs.write_status(run_dir, "running", *trainer.stage.progress(trainer.step, trainer.cfg.steps))
 
 
 def train(cfg: RunConfig, run_dir: Path, backend: DiffusionBackend | None = None,
           progress: bool = True, state: dict | None = None,
-          log: Callable[[str], None] = print) -> Trainer:
-    """Optimise the field for cfg.caption from scratch or from a checkpoint `state`.
+          log: Callable[[str], None] = print, model: nn.Module | None = None,
+          stage: Stage = Stage()) -> Trainer:
+    """Optimise the field (or `model`, in `stage`) for cfg.caption from scratch or from a
+    checkpoint `state`.
 
     Writes previews, status.json and checkpoint.pt (every cfg.checkpoint_every steps and
     at the end) in run_dir. A SIGINT/SIGTERM ends the loop after the current step with a
@@ -318,13 +343,14 @@ def train(cfg: RunConfig, run_dir: Path, backend: DiffusionBackend | None = None
     device = resolve_device(cfg.device)
     if backend is None and cfg.method == "dreamfusion":
         backend = build_backend(cfg, device)
-    trainer = Trainer(cfg, backend, device)
+    trainer = Trainer(cfg, backend, device, model, stage)
     if state is not None:
         trainer.load_state_dict(state)
     else:
+        trainer.elapsed = stage.elapsed_before
         save_progress(trainer, run_dir)  # step 0: something to roll back to
     bar = tqdm(total=cfg.steps, initial=trainer.step, disable=not progress, unit="step",
-               dynamic_ncols=True, desc="optimising")
+               dynamic_ncols=True, desc="optimising" if stage.name == "field" else stage.name)
     start, elapsed0 = time.perf_counter(), trainer.elapsed
     with GracefulStop(lambda sig: log(f"\n{signal_name(sig)}: finishing step, saving")) as stop:
         while trainer.step < cfg.steps and stop.requested is None:
@@ -345,7 +371,7 @@ def train(cfg: RunConfig, run_dir: Path, backend: DiffusionBackend | None = None
                 bar.update(trainer.step)
                 continue
             bar.set_postfix(loss=f"{trainer.loss_log[-1]['loss']:.3g}")
-            runs.write_status(run_dir, "running", step, cfg.steps)  # progress for watchers
+            runs.write_status(run_dir, "running", *stage.progress(step, cfg.steps))  # for watchers
             if preview_due:
                 grid = media.image_grid(preview(trainer.field, 64, 64).cpu(), nrow=4)
                 media.write_png(grid, run_dir / "previews" / f"step_{step:05d}.png")
