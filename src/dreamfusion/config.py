@@ -177,12 +177,13 @@ class GuidanceConfig:
     """The side negative's between side and back, r the side's share (0 at the side)."""
     perp_neg_f_fsb: tuple[float, float, float] = (1.0, 0.5, 0.967)
     """The front negative's between side and back."""
-    bank_size: int = 512
+    bank_size: int = 2048
     """Toy prior: photos per caption in the exact denoiser's bank. With 128, neighbouring
     photos of a side view lie ~11 degrees apart and their posterior mean at the true
     object erases the thin strip of front colour a side camera sees (the SDS pull on
     it points away from the front colour); with 512 it points towards it
-    (docs/DESIGN-NOTES.md, "Where fronts are lost")."""
+    (docs/DESIGN-NOTES.md, "Where fronts are lost"). 2048: fronts right in 66 of 72 runs
+    of the front spread against 64 with 512 (docs/RESULTS.md, issue 18)."""
     uncond_bank_size: int = 512
     """Toy prior: photos of random captions in the unconditional bank."""
     prior_seed: int = 0
