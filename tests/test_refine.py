@@ -29,7 +29,7 @@ REFINE = {"enabled": True, "steps": 60, "size": 24, "batch_size": 2, "bank_size"
 def start(tmp_path, run_dir, *extra, steps=40):
     """`dreamfusion generate` with the refine stage on the tiny config (not waited for)."""
     config = tmp_path / "tiny.json"
-    config.write_text(json.dumps({**TINY, "steps": steps, "refine": REFINE}))
+    config.write_text(json.dumps({**TINY, "steps": steps, "refine": REFINE, "preview_every": 20}))
     cmd = [sys.executable, "-m", "dreamfusion.cli", "generate", "a red cube", "--config",
            str(config), "--out", str(run_dir), "--device", "cpu", "--quiet", *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -52,6 +52,9 @@ def test_kill_9_inside_the_refine_stage_then_resume_gives_the_same_mesh(tmp_path
     assert "refine stage's" in err  # resumed in stage 2, not from the field
     a, b = checkpoint(tmp_path / "ref"), checkpoint(tmp_path / "run")
     assert a["stage"] == b["stage"] == "refine" and a["step"] == b["step"] == 60
+    # previews are numbered by the step of the whole run: stage 2's follow stage 1's
+    assert sorted(p.name for p in (tmp_path / "ref" / "previews").glob("*.png")) == [
+        f"step_{n:05d}.png" for n in (20, 40, 60, 80, 100)]
     for name, tensor in a["field"].items():
         assert torch.equal(tensor, b["field"][name]), name
     assert runs.read_status(tmp_path / "run") | {"pid": 0, "host": "", "updated": ""} == \

@@ -371,12 +371,15 @@ def train(cfg: RunConfig, run_dir: Path, backend: DiffusionBackend | None = None
                 bar.update(trainer.step)
                 continue
             bar.set_postfix(loss=f"{trainer.loss_log[-1]['loss']:.3g}")
-            runs.write_status(run_dir, "running", *stage.progress(step, cfg.steps))  # for watchers
             if preview_due:
                 grid = media.image_grid(preview(trainer.field, 64, 64).cpu(), nrow=4)
-                media.write_png(grid, run_dir / "previews" / f"step_{step:05d}.png")
+                media.write_png(grid, run_dir / "previews" / f"step_{stage.offset + step:05d}.png")
+            # progress for watchers, written after the step's checkpoint: a status that
+            # says step N promises the checkpoint of step N when one was due
             if checkpoint_due:
                 save_progress(trainer, run_dir)
+            else:
+                runs.write_status(run_dir, "running", *stage.progress(step, cfg.steps))
         bar.close()
         trainer.stopped_by = stop.requested
         read_back(trainer, run_dir, log)  # steps since the last read (after a signal)
