@@ -39,6 +39,7 @@ def checkpoint(run_dir):
     return runs.read_checkpoint(run_dir / runs.CHECKPOINT)
 
 
+@pytest.mark.slow  # run by .ci/run after the default run
 def test_kill_9_inside_the_refine_stage_then_resume_gives_the_same_mesh(tmp_path):
     code, err = finish(start(tmp_path, tmp_path / "ref", "--no-export"))
     assert code == 0, err
@@ -61,6 +62,7 @@ def test_kill_9_inside_the_refine_stage_then_resume_gives_the_same_mesh(tmp_path
         {"status": "finished", "step": 100, "steps": 100, "pid": 0, "host": "", "updated": ""}
 
 
+@pytest.mark.slow  # run by .ci/run after the default run
 def test_a_signal_in_the_refine_stage_exports_the_mesh_so_far_and_resume_finishes(tmp_path):
     run_dir = tmp_path / "run"
     proc = start(tmp_path, run_dir, steps=40)
