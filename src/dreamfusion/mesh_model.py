@@ -139,17 +139,12 @@ class MeshModel(nn.Module):
                                process=False)
 
 
-def face_pairs(faces: Tensor) -> Tensor:
-    """(E, 2) indices of the two faces on each side of every edge shared by exactly two
-    faces (a closed manifold mesh: every edge)."""
-    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    edges = edges.sort(dim=1).values
-    owner = torch.arange(len(faces), device=faces.device).repeat(3)
-    _, inverse, counts = torch.unique(edges, dim=0, return_inverse=True, return_counts=True)
-    order = torch.argsort(inverse, stable=True)
-    first = torch.cumsum(counts, 0) - counts  # start of each edge's run in `order`
-    shared = counts == 2
-    return torch.stack([owner[order[first[shared]]], owner[order[first[shared] + 1]]], dim=1)
+def face_pairs(neighbours: Tensor) -> Tensor:
+    """(E, 2) the two faces on either side of every shared edge, once each, from
+    hard_raster.edge_neighbours' (F, 3) table."""
+    face = torch.arange(len(neighbours), device=neighbours.device)[:, None].expand_as(neighbours)
+    once = neighbours > face  # each pair seen from its lower-numbered face
+    return torch.stack([face[once], neighbours[once]], dim=1)
 
 
 class SurfaceMesh(MeshModel):
@@ -165,8 +160,8 @@ class SurfaceMesh(MeshModel):
                    RasterSettings(cfg.sigma, cfg.gamma), persistent=True)
         self.register_buffer("turned", torch.zeros(()))
         """Degrees the field was turned about y before meshing (export.snap_turn)."""
-        self.register_buffer("pairs", face_pairs(self.faces), persistent=False)
         self.register_buffer("neighbours", edge_neighbours(self.faces), persistent=False)
+        self.register_buffer("pairs", face_pairs(self.neighbours), persistent=False)
 
     @classmethod
     def from_trimesh(cls, mesh: trimesh.Trimesh, cfg: RefineConfig) -> "SurfaceMesh":

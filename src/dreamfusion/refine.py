@@ -93,7 +93,3 @@ def run_refine(cfg: RunConfig, run_dir: Path, field_trainer: Trainer | None,
     stage = Stage("refine", cfg.steps, cfg.steps + cfg.refine.steps, cfg, before)
     return train(stage_cfg, run_dir, backend=backend, progress=progress, state=state, log=log,
                  model=model, stage=stage)
-
-
-def is_single_shell(mesh: trimesh.Trimesh) -> bool:
-    return len(mesh.split(only_watertight=False)) == 1 and bool(mesh.is_watertight)
