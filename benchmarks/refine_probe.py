@@ -59,12 +59,19 @@ def main() -> None:
     changes = parse_set(args.set, RunConfig())
     print("| run | normal angle before -> after | F before -> after | shells | Euler | IoU before -> after | colour | s |")
     print("|---|---|---|---|---|---|---|---:|")
+    rows = []
     for run in args.runs:
         b, a, sec = probe(run, changes)
+        rows.append((b, a))
         print(f"| {run.name} | {b['normal_angle_deg']:.1f} -> {a['normal_angle_deg']:.1f} "
               f"| {b['fscore']:.3f} -> {a['fscore']:.3f} | {b['shells']} -> {a['shells']} "
               f"| {b['euler']} -> {a['euler']} | {b['iou']:.3f} -> {a['iou']:.3f} "
               f"| {b['color_name']} -> {a['color_name']} | {sec:.0f} |", flush=True)
+    mean = {k: [sum(r[i][k] for r in rows) / len(rows) for i in (0, 1)]
+            for k in ("normal_angle_deg", "fscore", "iou")}
+    print(f"| mean of {len(rows)} | {mean['normal_angle_deg'][0]:.1f} -> {mean['normal_angle_deg'][1]:.1f} "
+          f"| {mean['fscore'][0]:.3f} -> {mean['fscore'][1]:.3f} | | "
+          f"| {mean['iou'][0]:.3f} -> {mean['iou'][1]:.3f} | | |")
 
 
 if __name__ == "__main__":

@@ -299,6 +299,9 @@ class RefineConfig:
     bank_size: int = 512
     """Toy prior: photos per caption at the refine size."""
     lr_vertices: float = 0.001
+    step_smoothing: float = 0.0
+    """lambda of the smoothed vertex updates (large_steps.py: the optimiser steps in
+    (I + lambda L) x); 0 = plain steps on the vertices."""
     lr_colours: float = 0.01
     normal_consistency: float = 1.0
     """Weight of the mean 1 - cos between the normals of faces sharing an edge."""

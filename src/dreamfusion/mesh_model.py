@@ -13,6 +13,7 @@ from .cameras import Cameras
 from .config import MeshConfig, RefineConfig
 from .hard_raster import (antialias, edge_neighbours, interpolate, rasterize_hard,
                           silhouette_crossings)
+from .large_steps import SparseSmoother
 from .rasterize import RasterSettings, project, rasterize
 from .render import Shading, shade
 
@@ -162,6 +163,15 @@ class SurfaceMesh(MeshModel):
         """Degrees the field was turned about y before meshing (export.snap_turn)."""
         self.register_buffer("neighbours", edge_neighbours(self.faces), persistent=False)
         self.register_buffer("pairs", face_pairs(self.neighbours), persistent=False)
+        self.smoother = (SparseSmoother(self.edge_src, self.edge_dst, len(self.base),
+                                        cfg.step_smoothing) if cfg.step_smoothing > 0 else None)
+
+    def vertices(self) -> Tensor:
+        """(V, 3): base + offsets, or with step smoothing base + (I + lambda L)^-1 offsets
+        (the offsets live in the smoothed space of large_steps.py)."""
+        if self.smoother is None:
+            return self.base + self.offsets
+        return self.base + self.smoother(self.offsets)
 
     @classmethod
     def from_trimesh(cls, mesh: trimesh.Trimesh, cfg: RefineConfig) -> "SurfaceMesh":
