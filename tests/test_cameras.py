@@ -68,6 +68,17 @@ def test_sample_cameras_ranges_and_determinism():
     assert 0.15 < float((a.el > 60).float().mean()) < 0.3
 
 
+@pytest.mark.parametrize("ends", [0.5, 1.0])
+def test_a_share_of_the_cameras_sits_at_the_ends_of_the_distance_range(ends):
+    plain = sample_cameras(4000, CameraSampling(), torch.Generator().manual_seed(2))
+    cams = sample_cameras(4000, CameraSampling(dist_ends=ends), torch.Generator().manual_seed(2))
+    assert torch.equal(cams.el, plain.el) and torch.equal(cams.az, plain.az)
+    near, far = (cams.dist == 2.0).float().mean(), (cams.dist == 2.4).float().mean()
+    # binomial shares: 4000 draws, three standard deviations is under 0.025
+    assert abs(near - ends / 2) < 0.025 and abs(far - ends / 2) < 0.025
+    assert cams.dist.min() >= 2.0 and cams.dist.max() <= 2.4
+
+
 def test_ring_cameras():
     cams = ring_cameras(8, el=20.0)
     assert torch.allclose(cams.az, torch.arange(8.0) * 45)

@@ -136,8 +136,10 @@ def test_refine_is_a_setting_of_dreamfusion_only():
 
 
 def test_the_stage_config_keeps_the_caption_and_takes_the_refine_settings():
-    cfg = override(tiny_cfg(), **{"refine.steps": 7, "refine.size": 40, "refine.bank_size": 5})
+    cfg = override(tiny_cfg(), **{"refine.steps": 7, "refine.size": 40, "refine.bank_size": 5,
+                                  "refine.distance_ends": 0.25})
     stage = refine_config(cfg)
     assert (stage.steps, stage.size, stage.guidance.bank_size) == (7, 40, 5)
+    assert stage.cameras.dist_ends == 0.25 and cfg.cameras.dist_ends == 0
     assert stage.caption == cfg.caption and stage.seed == cfg.seed
     assert stage.reg.opacity == 0 and stage.shading.albedo_only_fraction == 0

@@ -112,6 +112,11 @@ class CameraSampling:
     """Elevation range in degrees; half the draws uniform in angle, half uniform in area."""
     dist_range: tuple[float, float] = (2.0, 2.4)
     """Camera distance range (the prior's photos use [2.0, 2.4])."""
+    dist_ends: float = 0.0
+    """Fraction of the cameras put at either end of dist_range (half each), the rest
+    uniform. A photo prior fixes an object's size only there: a render from the middle
+    of the range matches photos of a slightly larger or smaller object from nearer or
+    farther, one from the near end has no nearer photo to match a too-large object."""
     fov: float = DEFAULT_FOV
     """Vertical field of view in degrees; the toy prior's photos all use 40."""
 
@@ -128,6 +133,10 @@ def sample_cameras(n: int, cfg: CameraSampling, generator: torch.Generator) -> C
     az = torch.rand(n, generator=generator) * 360.0
     d_lo, d_hi = cfg.dist_range
     dist = d_lo + (d_hi - d_lo) * torch.rand(n, generator=generator)
+    if cfg.dist_ends > 0:  # drawn only then: runs without it keep their random stream
+        u = torch.rand(n, generator=generator)
+        end = torch.where(u < 0.5 * cfg.dist_ends, d_lo, d_hi)
+        dist = torch.where(u < cfg.dist_ends, end, dist)
     return Cameras(el, az, dist, cfg.fov)
 
 

@@ -298,6 +298,9 @@ class RefineConfig:
     """Taubin smoothing passes of the initial mesh (lambda 0.5, nu -0.53)."""
     bank_size: int = 512
     """Toy prior: photos per caption at the refine size."""
+    distance_ends: float = 0.0
+    """cameras.dist_ends in the refine stage: the share of cameras at the near and far
+    ends of the distance range, where the prior fixes the object's size."""
     lr_vertices: float = 0.001
     step_smoothing: float = 0.0
     """lambda of the smoothed vertex updates (large_steps.py: the optimiser steps in

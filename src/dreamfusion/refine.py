@@ -34,6 +34,7 @@ def refine_config(cfg: RunConfig) -> RunConfig:
         "reg.opacity": 0.0, "reg.orientation": 0.0, "guidance.bank_size": r.bank_size,
         "guidance.t_min_start": g.t_min, "guidance.t_max": g.t_max_final,
         "guidance.plain_camera_start": 0.0, "optim.density_warmup": 0.0,
+        "cameras.dist_ends": r.distance_ends,
         "optim.lr_final": 1.0})
 
 
