@@ -108,3 +108,22 @@ def test_a_closed_torus_hides_its_far_side():
                              shown].all())
     # the hole: the image centre sees through the torus
     assert bool((raster.face[:, 24, 24] < 0).all())
+
+
+@pytest.mark.parametrize("mesh", ["bumpy0", "fine", "two_spheres"])
+def test_walking_only_from_rim_pixels_finds_every_crossing(mesh):
+    """The prefilter (rim_pixels) against walking from every pair of differing pixels:
+    the same crossings, with the same positions, at 32 and 64 px."""
+    v, f = {"bumpy0": lambda: bumpy_sphere(0), "fine": lambda: icosphere(3, 0.5),
+            "two_spheres": two_spheres}[mesh]()
+    cams = Cameras(torch.tensor([20.0, -10.0, 70.0]), torch.tensor([30.0, 200.0, 90.0]),
+                   torch.tensor([2.0, 2.2, 2.4]), 40.0)
+    nb = edge_neighbours(f)
+    for size in (32, 64):
+        screen = project(v, cams)
+        raster = rasterize_hard(screen, f, size)
+        fast, plain = (silhouette_crossings(raster, screen, f, nb, prefilter=p) for p in (True, False))
+        assert sum(len(c[0]) for c in plain) > 0
+        for a, b in zip(fast, plain):
+            for x, y in zip(a, b):
+                assert torch.equal(x, y)

@@ -73,6 +73,30 @@ def perspective_weights(bary: Tensor, z: Tensor) -> Tensor:
     return w / w.sum(-1, keepdim=True)
 
 
+def box_pixels(tri: Tensor, keep: Tensor, size: int, grow: float = 0.0
+               ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(view, face, rows, cols), each (N,): every pixel whose centre lies in the screen
+    bounding box, grown by `grow` pixels, of the kept faces. tri (B, F, 3, >=2) screen
+    corners, keep (B, F) bool."""
+    n_faces, device = tri.shape[1], tri.device
+    # bounding boxes in pixel indices (column i has centre x = (i + 0.5) * 2 / size - 1)
+    col = (tri[..., 0] + 1) * size / 2 - 0.5
+    row = (1 - tri[..., 1]) * size / 2 - 0.5
+    c0 = (col.amin(-1) - grow).ceil().clamp(0, size).long()
+    c1 = (col.amax(-1) + grow).floor().clamp(-1, size - 1).long()
+    r0 = (row.amin(-1) - grow).ceil().clamp(0, size).long()
+    r1 = (row.amax(-1) + grow).floor().clamp(-1, size - 1).long()
+    w, h = (c1 - c0 + 1).clamp(min=0), (r1 - r0 + 1).clamp(min=0)
+    count = torch.where(keep, w * h, torch.zeros_like(w)).reshape(-1)  # (B * F,)
+    slot = torch.arange(int(count.sum()), device=device)
+    owner = torch.repeat_interleave(torch.arange(len(count), device=device), count)
+    local = slot - (torch.cumsum(count, 0) - count)[owner]
+    wo = w.reshape(-1)[owner]
+    cols = c0.reshape(-1)[owner] + local % wo.clamp(min=1)
+    rows = r0.reshape(-1)[owner] + local // wo.clamp(min=1)
+    return owner // n_faces, owner % n_faces, rows, cols
+
+
 @torch.no_grad()
 def rasterize_hard(screen: Tensor, faces: Tensor, size: int) -> Raster:
     """The nearest front-facing face at each pixel centre. screen (B, V, 3) from
@@ -80,22 +104,7 @@ def rasterize_hard(screen: Tensor, faces: Tensor, size: int) -> Raster:
     b, device = screen.shape[0], screen.device
     tri = screen[:, faces]  # (B, F, 3, 3)
     front = (signed_area(tri) > 0) & (tri[..., 2] > NEAR).all(-1)
-    # bounding boxes in pixel indices (column i has centre x = (i + 0.5) * 2 / size - 1)
-    col = (tri[..., 0] + 1) * size / 2 - 0.5
-    row = (1 - tri[..., 1]) * size / 2 - 0.5
-    c0 = col.amin(-1).ceil().clamp(0, size).long()
-    c1 = col.amax(-1).floor().clamp(-1, size - 1).long()
-    r0 = row.amin(-1).ceil().clamp(0, size).long()
-    r1 = row.amax(-1).floor().clamp(-1, size - 1).long()
-    w, h = (c1 - c0 + 1).clamp(min=0), (r1 - r0 + 1).clamp(min=0)
-    count = torch.where(front, w * h, torch.zeros_like(w)).reshape(-1)  # (B * F,)
-    slot = torch.arange(int(count.sum()), device=device)
-    owner = torch.repeat_interleave(torch.arange(len(count), device=device), count)
-    local = slot - (torch.cumsum(count, 0) - count)[owner]
-    wo = w.reshape(-1)[owner]
-    cols = c0.reshape(-1)[owner] + local % wo.clamp(min=1)
-    rows = r0.reshape(-1)[owner] + local // wo.clamp(min=1)
-    view, face = owner // faces.shape[0], owner % faces.shape[0]
+    view, face, rows, cols = box_pixels(tri, front, size)
     xs, ys = pixel_grid(size, device)
     q = torch.stack([xs[cols], ys[rows]], dim=-1)
     t = tri[view, face]  # (N, 3, 3)
@@ -181,16 +190,20 @@ def crosses_across(tri: Tensor, corner: Tensor, dr: int) -> Tensor:
 
 
 def _crossings(raster: Raster, screen: Tensor, faces: Tensor, neighbours: Tensor,
-               dr: int, dc: int, hops: int = 16) -> tuple[Tensor, ...]:
+               dr: int, dc: int, near_rim: Tensor | None, hops: int = 16) -> tuple[Tensor, ...]:
     """Pixel pairs (p, q = p + (dr, dc)) where the surface seen at p reaches a silhouette
     edge before q's centre and is in front of what q shows: (view, row_p, col_p, row_q,
     col_q, s), s in [0, 1] the crossing's fraction of the way from p to q (with
     gradients). The surface is followed from p's face across front-facing neighbours (up
     to `hops` faces: slivers near an outline too thin to cover a pixel centre) to the
-    first edge whose face across is turned away or absent."""
+    first edge whose face across is turned away or absent. near_rim (B, H, W): the pixels
+    such a walk can start from (`rim_pixels`), or None to try every pair (the plain twin)."""
     size = raster.size
     fq = shifted(raster.face, dr, dc)
-    view, rp, cp = ((raster.face >= 0) & (fq != raster.face) & (fq != -2)).nonzero(as_tuple=True)
+    candidate = (raster.face >= 0) & (fq != raster.face) & (fq != -2)
+    if near_rim is not None:
+        candidate &= near_rim
+    view, rp, cp = candidate.nonzero(as_tuple=True)
     rq, cq = rp + dr, cp + dc
     xs, ys = pixel_grid(size, screen.device)
     p, q = torch.stack([xs[cp], ys[rp]], -1), torch.stack([xs[cq], ys[rq]], -1)
@@ -225,11 +238,30 @@ PAIRS = ((0, 1), (0, -1), (1, 0), (-1, 0))
 """Neighbour directions (rows, columns) of the antialiasing passes."""
 
 
-def silhouette_crossings(raster: Raster, screen: Tensor, faces: Tensor, neighbours: Tensor
-                         ) -> list[tuple[Tensor, ...]]:
+@torch.no_grad()
+def rim_pixels(raster: Raster, screen: Tensor, faces: Tensor, neighbours: Tensor) -> Tensor:
+    """(B, H, W) bool: pixels within one pixel of the screen box of a rim face (a
+    front-facing face with an edge whose face across is turned away or absent). A
+    crossing lies on a rim face's outline edge, at most one pixel from the pixel its walk
+    starts at, so only these pixels can start one; on a mesh of pixel-sized faces they
+    are a few percent of the image."""
+    b, size = screen.shape[0], raster.size
+    across_front = torch.gather(raster.front, 1, neighbours.clamp(min=0).reshape(1, -1).expand(b, -1))
+    outline = (neighbours.reshape(1, -1) < 0) | ~across_front  # (B, F * 3)
+    rim = raster.front & outline.reshape(b, -1, 3).any(-1)
+    view, _, rows, cols = box_pixels(screen[:, faces], rim, size, grow=1.001)
+    out = torch.zeros(b, size, size, dtype=torch.bool, device=screen.device)
+    out[view, rows, cols] = True
+    return out
+
+
+def silhouette_crossings(raster: Raster, screen: Tensor, faces: Tensor, neighbours: Tensor,
+                         prefilter: bool = True) -> list[tuple[Tensor, ...]]:
     """The silhouette crossings of every pass (`_crossings` per direction in PAIRS): they
-    depend on the geometry only, so one list serves every image of the views."""
-    return [_crossings(raster, screen, faces, neighbours, dr, dc) for dr, dc in PAIRS]
+    depend on the geometry only, so one list serves every image of the views. prefilter:
+    walk only from `rim_pixels` (False: from every pair, the reference; same result)."""
+    near_rim = rim_pixels(raster, screen, faces, neighbours) if prefilter else None
+    return [_crossings(raster, screen, faces, neighbours, dr, dc, near_rim) for dr, dc in PAIRS]
 
 
 def antialias(image: Tensor, crossings: list[tuple[Tensor, ...]]) -> Tensor:
