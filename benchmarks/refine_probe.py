@@ -6,6 +6,10 @@ For each run folder (a finished stage-1 run with checkpoint.pt): the initial mes
 refine stage (the field's surface, one shell, smoothed) and the refined mesh, each scored
 against the exact shape (normal angle, F-score at 0.02, shells, Euler, IoU), with the
 refine stage's seconds. A development tool for choosing the stage's settings.
+
+--from-truth starts the stage from the exact shape instead (meshed at
+refine.mesh_resolution cells across the field's cube, in the caption's body colour): what
+moves it away is the stage's own bias (renderer, prior, regularisers), not stage 1's.
 """
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+import trimesh
 
 from dreamfusion import runs
 from dreamfusion.config import RunConfig, override
@@ -22,6 +28,9 @@ from dreamfusion.mesh_model import SurfaceMesh
 from dreamfusion.options import parse_set
 from dreamfusion.pipeline import ground_truth_metrics, load_field
 from dreamfusion.refine import initial_mesh, refine_config
+from dreamfusion.surface_metrics import exact_mesh
+from dreamfusion.toyworld import COLORS
+from dreamfusion.toyworld.captions import parse_caption
 from dreamfusion.train import Trainer
 
 
@@ -31,11 +40,21 @@ def scores(cfg, mesh, turn) -> dict:
                                    "color_name", "front_color_name")}
 
 
-def probe(run_dir: Path, changes: dict) -> tuple[dict, dict, float]:
+def exact_start(cfg) -> trimesh.Trimesh:
+    """The caption's exact shape as the refine stage's initial mesh, body-coloured."""
+    obj = parse_caption(cfg.caption).obj
+    res = round(cfg.refine.mesh_resolution * 1.2 / (2 * cfg.field.bound))  # the same cell size
+    mesh = exact_mesh(obj.shape, max(res, 8))
+    rgb = np.append(np.round(np.asarray(COLORS[obj.color]) * 255), 255).astype(np.uint8)
+    mesh.visual.vertex_colors = np.tile(rgb, (len(mesh.vertices), 1))
+    return mesh
+
+
+def probe(run_dir: Path, changes: dict, from_truth: bool) -> tuple[dict, dict, float]:
     cfg = override(runs.load_config(run_dir), **changes)
     field = load_field(cfg, run_dir, log=lambda s: None)
     start = time.perf_counter()
-    mesh, turn = initial_mesh(field, cfg)
+    mesh, turn = (exact_start(cfg), 0.0) if from_truth else initial_mesh(field, cfg)
     before = scores(cfg, mesh, turn)
     stage = refine_config(cfg)
     device = field.device
@@ -53,6 +72,8 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--from-truth", action="store_true",
+                    help="start from the exact shape, not the run's field")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -61,7 +82,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---:|")
     rows = []
     for run in args.runs:
-        b, a, sec = probe(run, changes)
+        b, a, sec = probe(run, changes, args.from_truth)
         rows.append((b, a))
         print(f"| {run.name} | {b['normal_angle_deg']:.1f} -> {a['normal_angle_deg']:.1f} "
               f"| {b['fscore']:.3f} -> {a['fscore']:.3f} | {b['shells']} -> {a['shells']} "

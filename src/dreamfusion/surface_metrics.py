@@ -31,14 +31,20 @@ def _onto_surface(shape: str, p: np.ndarray, iters: int = 3) -> np.ndarray:
     return x.numpy()
 
 
-@lru_cache(maxsize=None)
-def true_surface(shape: str, n: int = SAMPLES, res: int = 160) -> tuple[np.ndarray, np.ndarray]:
-    """(points (n, 3), outward unit normals (n, 3)) on the exact surface of `shape`."""
+def exact_mesh(shape: str, res: int) -> trimesh.Trimesh:
+    """The exact shape's surface by marching cubes of its signed distance on a res^3 grid
+    over [-0.6, 0.6]^3, faces outward."""
     lin = torch.linspace(-0.6, 0.6, res)
     grid = torch.stack(torch.meshgrid(lin, lin, lin, indexing="ij"), dim=-1).reshape(-1, 3)
     dist = sdf(shape, grid).reshape(res, res, res).numpy()
     verts, faces, _, _ = marching_cubes(dist, level=0.0, spacing=(1.2 / (res - 1),) * 3)
-    mesh = trimesh.Trimesh(verts - 0.6, faces, process=False)
+    return trimesh.Trimesh(verts - 0.6, faces, process=False)
+
+
+@lru_cache(maxsize=None)
+def true_surface(shape: str, n: int = SAMPLES, res: int = 160) -> tuple[np.ndarray, np.ndarray]:
+    """(points (n, 3), outward unit normals (n, 3)) on the exact surface of `shape`."""
+    mesh = exact_mesh(shape, res)
     points, _ = trimesh.sample.sample_surface(mesh, n, seed=0)
     points = _onto_surface(shape, np.asarray(points))
     normal = normals(shape, torch.as_tensor(points, dtype=torch.float32)).numpy()
