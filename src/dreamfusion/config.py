@@ -287,7 +287,7 @@ class RefineConfig:
 
     enabled: bool = False
     """Run the refine stage after the field (--refine / --no-refine)."""
-    steps: int = 200
+    steps: int = 300
     size: int = 64
     """Render side of the refine stage (the toy prior gets photos of this size)."""
     batch_size: int = 2
@@ -301,7 +301,10 @@ class RefineConfig:
     distance_ends: float = 0.0
     """cameras.dist_ends in the refine stage: the share of cameras at the near and far
     ends of the distance range, where the prior fixes the object's size."""
-    lr_vertices: float = 0.001
+    lr_vertices: float = 0.0003
+    """Adam's steps are about this long in every direction the guidance's noise points,
+    so it sets a floor on the bumpiness: 1e-3 roughened a smooth sphere (normal error
+    3.9 -> 12.8 deg), 3e-4 kept it (4.5; docs/DESIGN-NOTES.md)."""
     step_smoothing: float = 0.0
     """lambda of the smoothed vertex updates (large_steps.py: the optimiser steps in
     (I + lambda L) x); 0 = plain steps on the vertices."""
