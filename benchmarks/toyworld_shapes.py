@@ -124,6 +124,11 @@ def summary(results: list[dict]) -> str:
              f"{sum(goal)} of {len(done)}, mean IoU as exported "
              f"{sum(g['iou'] for g in gt) / n:.3f}, without the turn snap "
              f"{sum(g.get('iou_unsnapped', g['iou']) for g in gt) / n:.3f}"]
+    if gt and all(g.get("normal_angle_deg") is not None for g in gt):
+        lines.append(f"surfaces (issue 17's goals): mean normal angle "
+                     f"{sum(g['normal_angle_deg'] for g in gt) / n:.1f} deg, F-score at 0.02 >= 0.93 "
+                     f"in {sum(g['fscore'] >= 0.93 for g in gt)} of {len(gt)}, IoU >= 0.8 in "
+                     f"{sum(g['iou'] >= 0.8 for g in gt)} of {len(gt)}")
     fronts = [g for g in gt if "front_correct" in g]
     if fronts:
         lines.append(f"front colour right {sum(g['front_correct'] for g in fronts)} of "
