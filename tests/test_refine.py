@@ -112,19 +112,22 @@ def sphere_error(model) -> float:
     return surface_scores(model.to_trimesh(), "sphere")["normal_angle_deg"]
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_refine_steps_bring_a_bumpy_sphere_towards_the_caption(seed):
+@pytest.mark.parametrize("seed,ends", [(0, 0.0), (1, 0.0), (0, 1.0)])
+def test_refine_steps_bring_a_bumpy_sphere_towards_the_caption(seed, ends):
     model, cfg = bumpy_sphere(seed)
-    cfg = override(cfg, steps=40)
+    cfg = override(cfg, steps=40, **{"cameras.dist_ends": ends})
     before = sphere_error(model)
     prior = ToyPrior(size=32, bank_size=32, uncond_bank_size=8)
     trainer = Trainer(cfg, prior, torch.device("cpu"), model, Stage("refine"))
     losses = [float(trainer.train_step()["sds"]) for _ in range(cfg.steps)]
     after = sphere_error(trainer.field)
-    # measured (seed 0): normal error 25.8 -> 16.0 degrees, SDS loss 78 -> 59 (first and
-    # last ten steps)
+    # measured (seed 0): normal error 25.8 -> 20.3 degrees with uniform camera
+    # distances, 19.4 with every camera at an end of the range (the default); SDS loss
+    # 78.6 -> 59.8 (first and last ten steps, uniform distances)
     assert after < 0.8 * before
-    assert np.mean(losses[-10:]) < 0.9 * np.mean(losses[:10])
+    if ends == 0:  # at the ends, a draw's loss depends on which end its cameras are at
+        # (seed 0: 43.1 -> 66.1 while the surface improves): ten draws are too few
+        assert np.mean(losses[-10:]) < 0.9 * np.mean(losses[:10])
 
 
 def test_refine_is_a_setting_of_dreamfusion_only():
