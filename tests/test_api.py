@@ -61,6 +61,8 @@ def test_a_real_backend_gets_its_own_preset_not_the_toy_worlds(backend, scale):
     assert (cfg.shading.ambient, cfg.shading.diffuse) == (0.1, 0.9)
     quality = dreamfusion.make_config("a squirrel", backend=backend, preset="quality")
     assert quality.steps == 10000 and quality.field.resolution > cfg.field.resolution
+    # the refine stage at the prior's own image size (Stable Diffusion: its VAE's 512)
+    assert cfg.refine.size == (512 if backend == "sd" else 64) and cfg.refine.distance_ends == 0
 
 
 def test_every_preset_is_valid_and_cites_its_source():

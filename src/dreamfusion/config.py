@@ -442,6 +442,12 @@ def _real_prior(backend: str, guidance_scale: float, steps: int, quality: bool) 
                                 t_min=0.02, t_min_start=0.02, t_max=0.98, t_max_final=0.98,
                                 plain_camera_fraction=0.0),
         optim=OptimConfig(lr_final=0.1),
+        # Magic3D's fine stage: Stable Diffusion sees the mesh at 512 through its VAE (a
+        # render at the VAE's size, not an upsampled 64x64 one); IF's stage I works at 64.
+        # About a third of the field's steps (Magic3D: 3,000 after 5,000); the distances'
+        # ends pin the size of the toy prior's photos only. Untested on real weights.
+        refine=RefineConfig(size=512 if backend == "sd" else 64, batch_size=1,
+                            steps=steps // 3, distance_ends=0.0),
         export=ExportConfig(snap_turn=False, fill_hidden=False,
                             mesh_resolution=256 if quality else 128,
                             turntable_frames=48 if quality else 24,
