@@ -179,33 +179,49 @@ def segment_exit(tri: Tensor, p: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
     return ratio.min(-1)
 
 
-def crosses_across(tri: Tensor, corner: Tensor, dr: int) -> Tensor:
+PAIRS = ((0, 1), (0, -1), (1, 0), (-1, 0))
+"""Neighbour directions (rows, columns) of the antialiasing passes."""
+
+
+def crosses_across(tri: Tensor, corner: Tensor, along_rows: Tensor) -> Tensor:
     """(N,) bool: the edge opposite `corner` of each triangle (N, 3, >=2) runs more across
-    the pixel pairs' direction than along it (rows: dr = 0), so that each stretch of an
-    outline is blended by one pass, horizontal or vertical, and counted once."""
+    its pixel pair's direction than along it (along_rows (N,) bool: the pair is in one
+    row), so that each stretch of an outline is blended by one pass, horizontal or
+    vertical, and counted once."""
     n = torch.arange(len(tri), device=tri.device)
     a, b = tri[n, (corner + 1) % 3, :2], tri[n, (corner + 2) % 3, :2]
     dx, dy = (b - a).abs().unbind(-1)
-    return dy >= dx if dr == 0 else dx > dy
+    return torch.where(along_rows, dy >= dx, dx > dy)
+
+
+def candidate_pairs(raster: Raster, near_rim: Tensor | None) -> tuple[Tensor, ...]:
+    """(view, row_p, col_p, row_q, col_q), each (N,): the pixel pairs p, q = p + (dr, dc)
+    of every direction in PAIRS where p shows a face and q, inside the image, another
+    one or none; only from `near_rim` pixels when given."""
+    found = []
+    for dr, dc in PAIRS:
+        fq = shifted(raster.face, dr, dc)
+        candidate = (raster.face >= 0) & (fq != raster.face) & (fq != -2)
+        if near_rim is not None:
+            candidate &= near_rim
+        view, rp, cp = candidate.nonzero(as_tuple=True)
+        found.append((view, rp, cp, rp + dr, cp + dc))
+    return tuple(torch.cat(parts) for parts in zip(*found))
 
 
 def _crossings(raster: Raster, screen: Tensor, faces: Tensor, neighbours: Tensor,
-               dr: int, dc: int, near_rim: Tensor | None, hops: int = 16) -> tuple[Tensor, ...]:
-    """Pixel pairs (p, q = p + (dr, dc)) where the surface seen at p reaches a silhouette
-    edge before q's centre and is in front of what q shows: (view, row_p, col_p, row_q,
-    col_q, s), s in [0, 1] the crossing's fraction of the way from p to q (with
-    gradients). The surface is followed from p's face across front-facing neighbours (up
-    to `hops` faces: slivers near an outline too thin to cover a pixel centre) to the
-    first edge whose face across is turned away or absent. near_rim (B, H, W): the pixels
-    such a walk can start from (`rim_pixels`), or None to try every pair (the plain twin)."""
-    size = raster.size
-    fq = shifted(raster.face, dr, dc)
-    candidate = (raster.face >= 0) & (fq != raster.face) & (fq != -2)
-    if near_rim is not None:
-        candidate &= near_rim
-    view, rp, cp = candidate.nonzero(as_tuple=True)
-    rq, cq = rp + dr, cp + dc
-    xs, ys = pixel_grid(size, screen.device)
+               near_rim: Tensor | None, hops: int = 16) -> tuple[Tensor, ...]:
+    """Pixel pairs (p, q) of neighbours in every direction where the surface seen at p
+    reaches a silhouette edge before q's centre and is in front of what q shows: (view,
+    row_p, col_p, row_q, col_q, s), s in [0, 1] the crossing's fraction of the way from p
+    to q (with gradients). The surface is followed from p's face across front-facing
+    neighbours (up to `hops` faces: slivers near an outline too thin to cover a pixel
+    centre) to the first edge whose face across is turned away or absent; the pairs of
+    all four directions walk together (one loop, not four). near_rim (B, H, W): the
+    pixels such a walk can start from (`rim_pixels`), or None to try every pair (the
+    plain twin)."""
+    view, rp, cp, rq, cq = candidate_pairs(raster, near_rim)
+    xs, ys = pixel_grid(raster.size, screen.device)
     p, q = torch.stack([xs[cp], ys[rp]], -1), torch.stack([xs[cq], ys[rq]], -1)
     face = raster.face[view, rp, cp]
     with torch.no_grad():  # which face's edge is the outline
@@ -228,14 +244,10 @@ def _crossings(raster: Raster, screen: Tensor, faces: Tensor, neighbours: Tensor
         tri = screen[view[:, None], faces[face]]
         lq = screen_barycentrics(tri, q)
         in_front = 1 / (lq / tri[..., 2]).sum(-1) < raster.depth[view, rq, cq]
-        keep = found & in_front & crosses_across(tri, corner, dr)
+        keep = found & in_front & crosses_across(tri, corner, rq == rp)
     view, rp, cp, rq, cq, face = (t[keep] for t in (view, rp, cp, rq, cq, face))
     s, _ = segment_exit(screen[view[:, None], faces[face]], p[keep], q[keep])
     return view, rp, cp, rq, cq, s.clamp(0, 1)
-
-
-PAIRS = ((0, 1), (0, -1), (1, 0), (-1, 0))
-"""Neighbour directions (rows, columns) of the antialiasing passes."""
 
 
 @torch.no_grad()
@@ -257,11 +269,12 @@ def rim_pixels(raster: Raster, screen: Tensor, faces: Tensor, neighbours: Tensor
 
 def silhouette_crossings(raster: Raster, screen: Tensor, faces: Tensor, neighbours: Tensor,
                          prefilter: bool = True) -> list[tuple[Tensor, ...]]:
-    """The silhouette crossings of every pass (`_crossings` per direction in PAIRS): they
-    depend on the geometry only, so one list serves every image of the views. prefilter:
-    walk only from `rim_pixels` (False: from every pair, the reference; same result)."""
+    """The silhouette crossings of the views (`_crossings`, all directions at once, as a
+    list of one): they depend on the geometry only, so one list serves every image of the
+    views. prefilter: walk only from `rim_pixels` (False: from every pair, the
+    reference; same result)."""
     near_rim = rim_pixels(raster, screen, faces, neighbours) if prefilter else None
-    return [_crossings(raster, screen, faces, neighbours, dr, dc, near_rim) for dr, dc in PAIRS]
+    return [_crossings(raster, screen, faces, neighbours, near_rim)]
 
 
 def antialias(image: Tensor, crossings: list[tuple[Tensor, ...]]) -> Tensor:
