@@ -29,7 +29,7 @@ def clay_views(path: Path, views: int, size: int) -> torch.Tensor:
     mesh = trimesh.load(path, force="mesh", process=False)
     mesh.visual.vertex_colors = np.tile([255, 255, 255, 255], (len(mesh.vertices), 1))
     model = SurfaceMesh.from_trimesh(mesh, RefineConfig())
-    cams = ring_cameras(views, el=20.0, fov=28.0, start_az=30.0)  # tight around the object
+    cams = ring_cameras(views, el=20.0, fov=34.0, start_az=30.0)  # close around the object
     shading = Shading.lit(cams, textureless=True)
     return model.render(cams, size, shading, torch.full((views, 3), 0.45))["image"]
 

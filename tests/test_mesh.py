@@ -8,7 +8,8 @@ import pytest
 import torch
 import trimesh
 
-from dreamfusion.mesh import EmptyFieldError, color_vertices, extract_mesh, write_meshes
+from dreamfusion.mesh import (EmptyFieldError, color_vertices, extract_mesh, largest_shell,
+                              write_meshes)
 from dreamfusion.toyworld.world import grid_points
 
 
@@ -51,6 +52,18 @@ def test_floater_removed_by_keep_largest():
     assert kept.bounds[1].max() < 0.6
     both = extract_mesh(d, 0.0, keep_largest=False)
     assert both.body_count == 2 and both.bounds[1].max() > 0.8
+
+
+def test_blocks_touching_at_a_corner_are_one_blob_but_two_pieces_and_the_largest_is_kept():
+    d = np.full((32, 32, 32), -1.0)
+    d[8:16, 8:16, 8:16] = 1.0
+    d[16:20, 16:20, 16:20] = 1.0  # 26-connected to the first block through one corner
+    mesh = extract_mesh(d, 0.0)
+    assert len(mesh.split(only_watertight=False)) == 2  # marching cubes parts them
+    kept = largest_shell(mesh)
+    assert len(kept.split(only_watertight=False)) == 1 and kept.is_watertight
+    assert kept.bounds[1].max() <= 0.0 < mesh.bounds[1].max()  # the larger block: voxels 8-15
+    assert largest_shell(kept) is kept
 
 
 def test_a_hollow_field_exports_its_outer_surface_alone():

@@ -151,6 +151,15 @@ def extract_mesh(
     return mesh
 
 
+def largest_shell(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """The connected piece of `mesh` with the most faces (the mesh itself when it is one
+    piece). Voxels kept as one 26-connected blob can still give marching cubes separate
+    pieces where they touch only at an edge or a corner: a refined mesh keeps its pieces
+    (its topology is fixed), so it starts from one."""
+    parts = mesh.split(only_watertight=False)
+    return mesh if len(parts) <= 1 else max(parts, key=lambda part: len(part.faces))
+
+
 def color_vertices(
     mesh: trimesh.Trimesh,
     albedo_fn: Callable[[Tensor], Tensor],

@@ -18,7 +18,7 @@ from .config import RunConfig, override
 from .export import choose_threshold, density_on_grid
 from .field import GridField
 from .guidance.base import DiffusionBackend
-from .mesh import color_vertices, extract_mesh
+from .mesh import color_vertices, extract_mesh, largest_shell
 from .mesh_model import SurfaceMesh
 from .train import Stage, Trainer, train
 
@@ -50,14 +50,15 @@ def taubin(mesh: trimesh.Trimesh, iterations: int) -> trimesh.Trimesh:
 def initial_mesh(field: GridField, cfg: RunConfig) -> tuple[trimesh.Trimesh, float]:
     """(the field's surface as one closed, outward-facing shell with vertex colours, the
     turn snapped in degrees): the field is turned like the export turns it, meshed at
-    refine.mesh_resolution (largest piece, cavities filled), then smoothed."""
+    refine.mesh_resolution (largest blob, cavities filled, largest piece of the mesh),
+    then smoothed."""
     turn = 0.0
     if cfg.export.snap_turn:
         field, turn = snap_turn(field)
     threshold = cfg.export.threshold if cfg.export.threshold > 0 else choose_threshold(field)
     mesh = extract_mesh(density_on_grid(field, cfg.refine.mesh_resolution), threshold,
                         bound=field.cfg.bound, fill_hidden=cfg.export.fill_hidden)
-    mesh = taubin(mesh, cfg.refine.smooth_iterations)
+    mesh = taubin(largest_shell(mesh), cfg.refine.smooth_iterations)
 
     def albedo_fn(points: torch.Tensor) -> torch.Tensor:
         return field.albedo(points.to(field.device).float()).cpu()
