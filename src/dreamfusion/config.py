@@ -282,7 +282,7 @@ class MeshConfig:
 @dataclass(frozen=True)
 class RefineConfig:
     """Stage 2 (issue 17): the stage-1 field's surface as a mesh, whose vertices and
-    colours are optimised by the same guidance through the soft rasteriser, at a larger
+    colours are optimised by the same guidance through the hard rasteriser, at a larger
     render size (Magic3D's coarse-to-fine), with the regularisers that keep a mesh clean."""
 
     enabled: bool = False

@@ -1,5 +1,5 @@
 """Stage 2, the refine stage (issue 17): the stage-1 field's surface becomes a mesh whose
-vertices and colours the same guidance optimises through the soft rasteriser, at a
+vertices and colours the same guidance optimises through the hard rasteriser (hard_raster.py), at a
 larger render size, with the regularisers that keep a mesh clean (Magic3D's
 coarse-to-fine; threestudio's geometry conversion).
 
