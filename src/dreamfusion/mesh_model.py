@@ -1,5 +1,6 @@
 """A deformable coloured mesh (CLIP-Mesh's 3D model): a subdivided sphere whose vertex
-offsets and vertex colours are the parameters, drawn by the soft rasteriser; SurfaceMesh, the refine stage's, by the hard one."""
+offsets and vertex colours are the parameters, drawn by the soft rasteriser; and
+SurfaceMesh, the refine stage's model, drawn by the hard one."""
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,7 +1,7 @@
 """Stage 2, the refine stage (issue 17): the stage-1 field's surface becomes a mesh whose
-vertices and colours the same guidance optimises through the hard rasteriser (hard_raster.py), at a
-larger render size, with the regularisers that keep a mesh clean (Magic3D's
-coarse-to-fine; threestudio's geometry conversion).
+vertices and colours the same guidance optimises through the hard rasteriser
+(hard_raster.py), at a larger render size, with the regularisers that keep a mesh clean
+(Magic3D's coarse-to-fine; threestudio's geometry conversion).
 
 The stage is a composition like any method: a SurfaceMesh (mesh_model.py) and an
 SDSGuidance built from `refine_config(cfg)`, the stage-2 view of the run's config."""
