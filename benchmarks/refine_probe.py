@@ -50,17 +50,22 @@ def exact_start(cfg) -> trimesh.Trimesh:
     return mesh
 
 
+def stage_trainer(cfg, mesh: trimesh.Trimesh, device) -> Trainer:
+    """A refine-stage trainer of `mesh` (in process, no run folder): the stage's config,
+    its prior on `device`, the mesh as a SurfaceMesh."""
+    stage = refine_config(cfg)
+    return Trainer(stage, build_backend(stage, device), device,
+                   model=SurfaceMesh.from_trimesh(mesh, cfg.refine))
+
+
 def probe(run_dir: Path, changes: dict, from_truth: bool) -> tuple[dict, dict, float]:
     cfg = override(runs.load_config(run_dir), **changes)
     field = load_field(cfg, run_dir, log=lambda s: None)
     start = time.perf_counter()
     mesh, turn = (exact_start(cfg), 0.0) if from_truth else initial_mesh(field, cfg)
     before = scores(cfg, mesh, turn)
-    stage = refine_config(cfg)
-    device = field.device
-    backend = build_backend(stage, device)
-    trainer = Trainer(stage, backend, device, model=SurfaceMesh.from_trimesh(mesh, cfg.refine))
-    while trainer.step < stage.steps:
+    trainer = stage_trainer(cfg, mesh, field.device)
+    while trainer.step < trainer.cfg.steps:
         trainer.train_step()
     seconds = time.perf_counter() - start
     after = scores(cfg, trainer.field.to_trimesh(), turn)

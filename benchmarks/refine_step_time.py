@@ -16,12 +16,10 @@ import torch
 
 from dreamfusion import runs
 from dreamfusion.config import RunConfig, override
-from dreamfusion.guidance.backends import build_backend
-from dreamfusion.mesh_model import SurfaceMesh
 from dreamfusion.options import parse_set
 from dreamfusion.pipeline import load_field
-from dreamfusion.refine import initial_mesh, refine_config
-from dreamfusion.train import Trainer
+from dreamfusion.refine import initial_mesh
+from refine_probe import stage_trainer  # benchmarks/, the script's own folder
 
 
 def main() -> None:
@@ -35,9 +33,7 @@ def main() -> None:
     cfg = override(runs.load_config(args.run), **parse_set(args.set, RunConfig()))
     field = load_field(cfg, args.run, log=lambda s: None)
     mesh, _ = initial_mesh(field, cfg)
-    stage = refine_config(cfg)
-    trainer = Trainer(stage, build_backend(stage, field.device), field.device,
-                      model=SurfaceMesh.from_trimesh(mesh, cfg.refine))
+    trainer = stage_trainer(cfg, mesh, field.device)
     for _ in range(5):
         trainer.train_step()
     start = time.perf_counter()

@@ -123,7 +123,6 @@ def test_walking_only_from_rim_pixels_finds_every_crossing(mesh):
         screen = project(v, cams)
         raster = rasterize_hard(screen, f, size)
         fast, plain = (silhouette_crossings(raster, screen, f, nb, prefilter=p) for p in (True, False))
-        assert sum(len(c[0]) for c in plain) > 0
-        for a, b in zip(fast, plain):
-            for x, y in zip(a, b):
-                assert torch.equal(x, y)
+        assert len(plain[0]) > 0
+        for x, y in zip(fast, plain):
+            assert torch.equal(x, y)

@@ -268,28 +268,27 @@ def rim_pixels(raster: Raster, screen: Tensor, faces: Tensor, neighbours: Tensor
 
 
 def silhouette_crossings(raster: Raster, screen: Tensor, faces: Tensor, neighbours: Tensor,
-                         prefilter: bool = True) -> list[tuple[Tensor, ...]]:
-    """The silhouette crossings of the views (`_crossings`, all directions at once, as a
-    list of one): they depend on the geometry only, so one list serves every image of the
-    views. prefilter: walk only from `rim_pixels` (False: from every pair, the
-    reference; same result)."""
+                         prefilter: bool = True) -> tuple[Tensor, ...]:
+    """The silhouette crossings of the views (`_crossings`, all directions at once): they
+    depend on the geometry only, so one set serves every image of the views. prefilter:
+    walk only from `rim_pixels` (False: from every pair, the reference; same result)."""
     near_rim = rim_pixels(raster, screen, faces, neighbours) if prefilter else None
-    return [_crossings(raster, screen, faces, neighbours, near_rim)]
+    return _crossings(raster, screen, faces, neighbours, near_rim)
 
 
-def antialias(image: Tensor, crossings: list[tuple[Tensor, ...]]) -> Tensor:
+def antialias(image: Tensor, crossings: tuple[Tensor, ...]) -> Tensor:
     """(B, C, H, W) `image` with its silhouettes blended: for each pair of neighbouring
     pixels p, q across a silhouette of p's face crossed at s (fraction from p to q), q
     takes (s - 0.5) of p's colour when s > 0.5 (the face reaches into q's cell), else p
     takes (0.5 - s) of q's. crossings: silhouette_crossings of the image's views."""
+    view, rp, cp, rq, cq, s = crossings
     pixels = image.permute(0, 2, 3, 1)  # (B, H, W, C)
-    delta = torch.zeros_like(pixels)
-    for view, rp, cp, rq, cq, s in crossings:
-        at_p, at_q = pixels[view, rp, cp], pixels[view, rq, cq]  # (N, C)
-        into_q = (s - 0.5).clamp(min=0)[:, None]
-        into_p = (0.5 - s).clamp(min=0)[:, None]
-        delta = delta.index_put((view, rq, cq), into_q * (at_p - at_q), accumulate=True)
-        delta = delta.index_put((view, rp, cp), into_p * (at_q - at_p), accumulate=True)
+    at_p, at_q = pixels[view, rp, cp], pixels[view, rq, cq]  # (N, C)
+    into_q = (s - 0.5).clamp(min=0)[:, None]
+    into_p = (0.5 - s).clamp(min=0)[:, None]
+    delta = torch.zeros_like(pixels).index_put((view, rq, cq), into_q * (at_p - at_q),
+                                               accumulate=True)
+    delta = delta.index_put((view, rp, cp), into_p * (at_q - at_p), accumulate=True)
     return (pixels + delta).permute(0, 3, 1, 2)
 
 
