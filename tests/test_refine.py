@@ -112,10 +112,17 @@ def sphere_error(model) -> float:
     return surface_scores(model.to_trimesh(), "sphere")["normal_angle_deg"]
 
 
+PLAIN_STEPS = {"refine.lr_vertices": 3e-4, "refine.step_smoothing": 0.0}
+
+
 @pytest.mark.parametrize("seed,ends", [(0, 0.0), (1, 0.0), (0, 1.0)])
 def test_refine_steps_bring_a_bumpy_sphere_towards_the_caption(seed, ends):
     model, cfg = bumpy_sphere(seed)
-    cfg = override(cfg, steps=40, **{"cameras.dist_ends": ends})
+    # plain vertex steps: the default smoothed steps (large_steps.py) move patches, so
+    # this per-vertex noise, which the stage's Taubin-smoothed meshes never have, goes
+    # slowly (seed 0 at the defaults: loss 78.2 -> 57.1 but normal error 25.8 -> 28.0)
+    cfg = override(cfg, steps=40, **{"cameras.dist_ends": ends}, **PLAIN_STEPS)
+    model = SurfaceMesh(model.base, model.faces, torch.full_like(model.base, 0.5), cfg.refine)
     before = sphere_error(model)
     prior = ToyPrior(size=32, bank_size=32, uncond_bank_size=8)
     trainer = Trainer(cfg, prior, torch.device("cpu"), model, Stage("refine"))
