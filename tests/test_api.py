@@ -92,7 +92,7 @@ def test_generate_returns_the_files_and_metrics_and_refuses_to_overwrite(tmp_pat
     small = dict(steps=30, size=16, device="cpu",
                  settings={"export.mesh_resolution": 32, "export.turntable_frames": 4,
                            "export.turntable_size": 32, "export.view_size": 32,
-                           "preview_every": 0})
+                           "preview_every": 0, "refine.enabled": False})
     run = dreamfusion.generate("a green sphere", out=out, **small)
     assert run.run_dir == out and run.config.caption == "a green sphere"
     assert set(run.files) >= {"glb", "obj", "ply", "views", "turntable"}

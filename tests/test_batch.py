@@ -14,7 +14,7 @@ from dreamfusion.cli import main
 SMALL = ["--steps", "30", "--size", "16", "--device", "cpu",
          "--set", "export.mesh_resolution=48", "--set", "export.turntable_frames=4",
          "--set", "export.turntable_size=32", "--set", "export.view_size=32",
-         "--set", "preview_every=0"]
+         "--set", "preview_every=0", "--no-refine"]
 
 
 def write(path, text):

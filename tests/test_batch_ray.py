@@ -18,7 +18,7 @@ pytest.importorskip("ray")
 RAY = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
 SMALL = ["--size", "16", "--device", "cpu", "--set", "export.mesh_resolution=48",
          "--set", "export.turntable_frames=4", "--set", "export.turntable_size=32",
-         "--set", "export.view_size=32", "--set", "preview_every=0"]
+         "--set", "export.view_size=32", "--set", "preview_every=0", "--no-refine"]
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
 
 

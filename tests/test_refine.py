@@ -137,12 +137,24 @@ def test_refine_steps_bring_a_bumpy_sphere_towards_the_caption(seed, ends):
         assert np.mean(losses[-10:]) < 0.9 * np.mean(losses[:10])
 
 
-def test_refine_is_a_setting_of_dreamfusion_only():
-    cfg = resolve_config(RunOptions(caption="a red cube", refine=True))
-    assert cfg.refine.enabled
-    assert not resolve_config(RunOptions(caption="a red cube")).refine.enabled
+def test_refine_is_on_in_the_toy_fast_preset_and_a_setting_of_dreamfusion_only(tmp_path):
+    assert resolve_config(RunOptions(caption="a red cube")).refine.enabled
+    assert not resolve_config(RunOptions(caption="a red cube", refine=False)).refine.enabled
+    assert not resolve_config(RunOptions(caption="a red cube", preset="quality")).refine.enabled
+    assert not resolve_config(RunOptions(caption="a squirrel", backend="sd")).refine.enabled
+    assert resolve_config(RunOptions(caption="a squirrel", backend="if", refine=True)).refine.enabled
+    # a baseline runs without it unless asked for; asked for, it is refused
+    for method in ("clipmesh", "dreamfields"):
+        assert not resolve_config(RunOptions(caption="a red cube", method=method)).refine.enabled
+        with pytest.raises(UserError, match="refine"):
+            resolve_config(RunOptions(caption="a red cube", refine=True, method=method))
+        with pytest.raises(UserError, match="refine"):
+            resolve_config(RunOptions(caption="a red cube", method=method,
+                                      settings={"refine.enabled": "true"}))
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"method": "clipmesh", "refine": {"enabled": True}}))
     with pytest.raises(UserError, match="refine"):
-        resolve_config(RunOptions(caption="a red cube", refine=True, method="clipmesh"))
+        resolve_config(RunOptions(caption="a red cube", config=path))
 
 
 def test_the_stage_config_keeps_the_caption_and_takes_the_refine_settings():

@@ -22,6 +22,7 @@ TINY = {  # a run of a few seconds: 16x16 renders, 16^3 grid, small export
     "field": {"resolution": 16, "density_levels": [8, 16], "albedo_levels": [4, 8]},
     "export": {"mesh_resolution": 32, "turntable_frames": 2, "turntable_size": 16,
                "view_size": 16},
+    "refine": {"enabled": False},  # the stage's own tests turn it on (test_refine.py)
 }
 
 
@@ -30,7 +31,7 @@ def tiny_cfg(steps=30, **changes):
                    preview_every=0, checkpoint_every=10,
                    **{"guidance.bank_size": 8, "guidance.uncond_bank_size": 8,
                       "field.resolution": 16, "field.density_levels": (8, 16),
-                      "field.albedo_levels": (4, 8)})
+                      "field.albedo_levels": (4, 8), "refine.enabled": False})
     return override(cfg, **changes)
 
 
@@ -306,7 +307,7 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again(tmp_path, capsys
     run_dir = tmp_path / "run"
     argv = ["generate", "a red cube", "--out", str(run_dir), "--steps", "5", "--size", "16",
             "--device", "cpu", "--quiet", "--no-export", "--set", "guidance.bank_size=8",
-            "--set", "guidance.uncond_bank_size=8"]
+            "--set", "guidance.uncond_bank_size=8", "--no-refine"]
     run_dir.mkdir()
     runs.save_config(run_dir, config_from_args(build_parser().parse_args(argv)))
     assert main(argv) == 0  # only its own config.json was there: nothing to lose

@@ -77,7 +77,7 @@ def parse_shape(caption: str) -> str:
 def finished_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "cone"
     code = main(["generate", "a green cone", "--out", str(run_dir), "--quiet", "--device",
-                 "cpu", "--steps", "300"])
+                 "cpu", "--steps", "300", "--no-refine"])
     assert code == 0
     return run_dir
 

@@ -44,7 +44,8 @@ def test_a_short_run_finishes_and_its_glb_opens(server):
     run_id = submit(server, caption="a green sphere", steps=40, seed=1)
     info = server.wait_for(run_id, ("finished", "failed"))
     assert info["status"] == "finished", info
-    assert (info["step"], info["steps"]) == (40, 40)
+    # 40 field steps, then the refine stage's 300 (on by default): one count for both
+    assert (info["step"], info["steps"]) == (340, 340)
     assert info["metrics"]["retrieved_shape"] == "sphere" and info["metrics"]["iou"] > 0.3
     status, glb, headers = server.request("GET", f"/api/runs/{run_id}/files/mesh.glb")
     assert status == 200 and headers["content-type"] == "model/gltf-binary"
@@ -55,8 +56,8 @@ def test_a_short_run_finishes_and_its_glb_opens(server):
         status, data, _ = server.request("GET", f"/api/runs/{run_id}/files/{name}")
         assert status == 200 and data.startswith(magic) and len(data) > 100, name
     status, listing = server.json("GET", "/api/runs")
-    assert {"id": run_id, "caption": "a green sphere", "status": "finished", "step": 40,
-            "steps": 40} in listing
+    assert {"id": run_id, "caption": "a green sphere", "status": "finished", "step": 340,
+            "steps": 340} in listing
     status, page, _ = server.request("GET", f"/runs/{run_id}")
     assert status == 200 and b"model-viewer" in page
 

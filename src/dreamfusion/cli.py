@@ -284,7 +284,7 @@ def add_config_options(p) -> None:
     p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
                    help="after the field, refine its surface as a mesh through a rasteriser "
                         "at refine.size with the same guidance (refine.* settings; default "
-                        "off)")
+                        "on in the toy preset fast, off in the others)")
     p.add_argument("--shading", choices=tuple(SHADING_MODES), default=None,
                    help="shading during training: full = paper schedule (albedo, then "
                         "lambertian and textureless), lambertian = no textureless renders, "

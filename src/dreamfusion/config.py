@@ -285,8 +285,11 @@ class RefineConfig:
     colours are optimised by the same guidance through the hard rasteriser, at a larger
     render size (Magic3D's coarse-to-fine), with the regularisers that keep a mesh clean."""
 
-    enabled: bool = False
-    """Run the refine stage after the field (--refine / --no-refine)."""
+    enabled: bool = True
+    """Run the refine stage after the field (--refine / --no-refine). On in the toy
+    world's fast preset, where it measures better than the field's own mesh (36
+    single-colour captions x 2 seeds: docs/RESULTS.md); off in the quality and
+    real-prior presets, where it is not measured yet."""
     steps: int = 300
     size: int = 64
     """Render side of the refine stage (the toy prior gets photos of this size)."""
@@ -426,6 +429,7 @@ def _toy_quality() -> RunConfig:
         field=FieldConfig(resolution=96, density_levels=(24, 48, 96), albedo_levels=(12, 24, 48)),
         export=ExportConfig(mesh_resolution=192, turntable_frames=48, turntable_size=128,
                             view_size=128),
+        refine=RefineConfig(enabled=False),  # not measured after a 64x64 field
     )
 
 
@@ -447,8 +451,9 @@ def _real_prior(backend: str, guidance_scale: float, steps: int, quality: bool) 
         # Magic3D's fine stage: Stable Diffusion sees the mesh at 512 through its VAE (a
         # render at the VAE's size, not an upsampled 64x64 one); IF's stage I works at 64.
         # About a third of the field's steps (Magic3D: 3,000 after 5,000); the distances'
-        # ends pin the size of the toy prior's photos only. Untested on real weights.
-        refine=RefineConfig(size=512 if backend == "sd" else 64, batch_size=1,
+        # ends pin the size of the toy prior's photos only. Untested on real weights, so
+        # off unless asked for (--refine).
+        refine=RefineConfig(enabled=False, size=512 if backend == "sd" else 64, batch_size=1,
                             steps=steps // 3, distance_ends=0.0),
         export=ExportConfig(snap_turn=False, fill_hidden=False,
                             mesh_resolution=256 if quality else 128,

@@ -70,9 +70,24 @@ def resolve_config(opts: RunOptions) -> RunConfig:
             cfg = override(cfg, caption=opts.caption)
         cfg = apply_dotted(cfg, named_changes(opts))
         cfg = apply_dotted(cfg, parse_settings(opts.settings, cfg))
+        if not refine_asked(opts, data):
+            cfg = one_stage_unless_refinable(cfg)
         return validate(override(cfg, caption=cfg.caption.strip()))
     except ConfigError as err:
         raise UserError(str(err)) from None
+
+
+def refine_asked(opts: RunOptions, data: Mapping[str, Any]) -> bool:
+    """Whether the options or the config file set refine.enabled themselves."""
+    group = data.get("refine")
+    return (opts.refine is not None or "refine.enabled" in opts.settings
+            or (isinstance(group, dict) and "enabled" in group))
+
+
+def one_stage_unless_refinable(cfg: RunConfig) -> RunConfig:
+    """The refine stage refines DreamFusion's field; a baseline method (Dream Fields,
+    CLIP-Mesh) runs without it unless it is asked for, which validation then refuses."""
+    return cfg if cfg.method == "dreamfusion" else override(cfg, **{"refine.enabled": False})
 
 
 def base_preset(opts: RunOptions, data: Mapping[str, Any]) -> RunConfig:
