@@ -99,12 +99,13 @@ def test_a_signal_in_the_refine_stage_exports_the_mesh_so_far_and_resume_finishe
     assert (run_dir / "mesh.ply").read_bytes() == before
 
 
-def bumpy_sphere(seed=0):
-    """A SurfaceMesh of a sphere of radius 0.35 with 4% radial noise per vertex."""
+def bumpy_sphere(seed=0, **changes):
+    """A SurfaceMesh of a sphere of radius 0.35 with 4% radial noise per vertex, and its
+    stage config (tiny_cfg with `changes`)."""
     v, f = icosphere(3, 0.35)
     gen = torch.Generator().manual_seed(seed)
     v = v * (1 + 0.04 * torch.randn(len(v), 1, generator=gen))
-    cfg = refine_config(tiny_cfg(caption="a red sphere", **{"refine.size": 32}))
+    cfg = refine_config(tiny_cfg(caption="a red sphere", **{"refine.size": 32, **changes}))
     return SurfaceMesh(v, f, torch.full_like(v, 0.5), cfg.refine), cfg
 
 
@@ -117,12 +118,11 @@ PLAIN_STEPS = {"refine.lr_vertices": 3e-4, "refine.step_smoothing": 0.0}
 
 @pytest.mark.parametrize("seed,ends", [(0, 0.0), (1, 0.0), (0, 1.0)])
 def test_refine_steps_bring_a_bumpy_sphere_towards_the_caption(seed, ends):
-    model, cfg = bumpy_sphere(seed)
     # plain vertex steps: the default smoothed steps (large_steps.py) move patches, so
     # this per-vertex noise, which the stage's Taubin-smoothed meshes never have, goes
     # slowly (seed 0 at the defaults: loss 78.2 -> 57.1 but normal error 25.8 -> 28.0)
-    cfg = override(cfg, steps=40, **{"cameras.dist_ends": ends}, **PLAIN_STEPS)
-    model = SurfaceMesh(model.base, model.faces, torch.full_like(model.base, 0.5), cfg.refine)
+    model, cfg = bumpy_sphere(seed, **PLAIN_STEPS)
+    cfg = override(cfg, steps=40, **{"cameras.dist_ends": ends})
     before = sphere_error(model)
     prior = ToyPrior(size=32, bank_size=32, uncond_bank_size=8)
     trainer = Trainer(cfg, prior, torch.device("cpu"), model, Stage("refine"))
