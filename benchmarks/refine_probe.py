@@ -37,7 +37,14 @@ from dreamfusion.train import Trainer
 def scores(cfg, mesh, turn) -> dict:
     gt = ground_truth_metrics(cfg, mesh, turn)
     return {k: gt.get(k) for k in ("normal_angle_deg", "fscore", "shells", "euler", "iou",
-                                   "color_name", "front_color_name")}
+                                   "color_name", "front_color_name", "back_color_name")}
+
+
+def colours(s: dict) -> str:
+    """The body colour, and for a front-coloured caption its front / back colours."""
+    if s.get("front_color_name") is None:
+        return s["color_name"]
+    return f"{s['color_name']} (front {s['front_color_name']} / back {s['back_color_name']})"
 
 
 def exact_start(cfg) -> trimesh.Trimesh:
@@ -92,7 +99,7 @@ def main() -> None:
         print(f"| {run.name} | {b['normal_angle_deg']:.1f} -> {a['normal_angle_deg']:.1f} "
               f"| {b['fscore']:.3f} -> {a['fscore']:.3f} | {b['shells']} -> {a['shells']} "
               f"| {b['euler']} -> {a['euler']} | {b['iou']:.3f} -> {a['iou']:.3f} "
-              f"| {b['color_name']} -> {a['color_name']} | {sec:.0f} |", flush=True)
+              f"| {colours(b)} -> {colours(a)} | {sec:.0f} |", flush=True)
     mean = {k: [sum(r[i][k] for r in rows) / len(rows) for i in (0, 1)]
             for k in ("normal_angle_deg", "fscore", "iou")}
     print(f"| mean of {len(rows)} | {mean['normal_angle_deg'][0]:.1f} -> {mean['normal_angle_deg'][1]:.1f} "

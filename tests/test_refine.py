@@ -163,5 +163,8 @@ def test_the_stage_config_keeps_the_caption_and_takes_the_refine_settings():
     stage = refine_config(cfg)
     assert (stage.steps, stage.size, stage.guidance.bank_size) == (7, 40, 5)
     assert stage.cameras.dist_ends == 0.25 and cfg.cameras.dist_ends == 0
+    assert stage.guidance.mirror_photos and not cfg.guidance.mirror_photos
+    off = refine_config(override(cfg, **{"refine.mirror_photos": False}))
+    assert not off.guidance.mirror_photos
     assert stage.caption == cfg.caption and stage.seed == cfg.seed
     assert stage.reg.opacity == 0 and stage.shading.albedo_only_fraction == 0

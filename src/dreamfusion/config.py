@@ -184,6 +184,10 @@ class GuidanceConfig:
     it points away from the front colour); with 512 it points towards it
     (docs/DESIGN-NOTES.md, "Where fronts are lost"). 2048: fronts right in 66 of 72 runs
     of the front spread against 64 with 512 (docs/RESULTS.md, issue 18)."""
+    mirror_photos: bool = False
+    """Toy prior: each bank also holds every photo flipped left-right, an exact photo of
+    the same text from -az (every toy object is symmetric under x -> -x): twice the
+    photos, none rendered. On in the refine stage (refine.mirror_photos)."""
     uncond_bank_size: int = 512
     """Toy prior: photos of random captions in the unconditional bank."""
     prior_seed: int = 0
@@ -301,6 +305,10 @@ class RefineConfig:
     """Taubin smoothing passes of the initial mesh (lambda 0.5, nu -0.53)."""
     bank_size: int = 512
     """Toy prior: photos per caption at the refine size."""
+    mirror_photos: bool = True
+    """Toy prior: guidance.mirror_photos in the refine stage (each bank doubled by its
+    left-right flips). The nearest photos to a render lie closer in camera and light, so
+    the stage's pull is less biased by the bank's gaps (docs/DESIGN-NOTES.md, session 24)."""
     distance_ends: float = 1.0
     """cameras.dist_ends in the refine stage: the share of cameras at the near and far
     ends of the distance range, where the prior fixes the object's size (six runs, one

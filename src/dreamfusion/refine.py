@@ -32,6 +32,7 @@ def refine_config(cfg: RunConfig) -> RunConfig:
     return override(cfg, steps=r.steps, size=r.size, batch_size=r.batch_size, **{
         "render.formation_size": 0, "shading.albedo_only_fraction": 0.0,
         "reg.opacity": 0.0, "reg.orientation": 0.0, "guidance.bank_size": r.bank_size,
+        "guidance.mirror_photos": r.mirror_photos,
         "guidance.t_min_start": g.t_min, "guidance.t_max": g.t_max_final,
         "guidance.plain_camera_start": 0.0, "optim.density_warmup": 0.0,
         "cameras.dist_ends": r.distance_ends,

@@ -14,7 +14,7 @@ def build_backend(cfg: RunConfig, device: torch.device, size: int = 0) -> Diffus
     if g.backend == "toy":
         from .toy import ToyPrior
         return ToyPrior(size or cfg.size, g.bank_size, g.uncond_bank_size, g.prior_seed, device,
-                        g.bank_cache)
+                        g.bank_cache, g.mirror_photos)
     if g.backend in ("sd", "if"):
         if g.backend == "sd":
             from .stable_diffusion import DEFAULT_MODEL

@@ -44,8 +44,13 @@ class ToyPrior(DiffusionBackend):
     name = "toy"
 
     def __init__(self, size: int, bank_size: int = 512, uncond_bank_size: int = 512,
-                 seed: int = 0, device: torch.device | str = "cpu", cache: bool = True):
+                 seed: int = 0, device: torch.device | str = "cpu", cache: bool = True,
+                 mirror: bool = False):
         self.size, self.bank_size, self.seed = size, bank_size, seed
+        # Every toy object and its photo distribution are symmetric under x -> -x, so a
+        # photo flipped left-right is an exact photo of the same text (camera at -az,
+        # light mirrored): mirror=True doubles each bank without rendering a photo.
+        self.mirror = mirror
         self.cache = cache  # photo banks on disk (cache.py): 0.8 s of start-up saved
         self.uncond_bank_size = uncond_bank_size
         self.device = torch.device(device)
@@ -99,6 +104,8 @@ class ToyPrior(DiffusionBackend):
         return render_photos(parse_caption(key), self.bank_size, self.size, seed=self.seed)
 
     def _add_bank(self, key: str, photos: Tensor) -> None:
+        if self.mirror:
+            photos = torch.cat([photos, photos.flip(-1)])
         flat = (photos.reshape(photos.shape[0], -1) * 2 - 1).to(self.device)
         self._ids[key] = len(self._banks)
         self._banks.append(flat)
