@@ -146,3 +146,34 @@ def test_mirror_banks_hold_each_photo_and_its_flip():
     for text in ("a red cube, side view", ""):
         photos = plain.bank(text)
         assert torch.equal(mirror.bank(text), torch.cat([photos, photos.flip(-1)]))
+
+
+def test_mirror_posterior_matches_brute_force_over_the_doubled_bank():
+    """The fast path reads each bank once (a flip scores against z as the photo against
+    flip(z)); the reference is Bayes' rule over the explicit bank of photos and flips,
+    for a plain text at several t and for a mixture of two banks."""
+    gen = torch.Generator().manual_seed(6)
+    banks = [torch.rand(5, 3, 4, 4, generator=gen), torch.rand(3, 3, 4, 4, generator=gen)]
+    prior = ToyPrior(size=4, mirror=True)
+    for text, photos in zip("ab", banks):
+        prior._add_bank(text, photos)
+    doubled = [torch.cat([p, p.flip(-1)]) * 2 - 1 for p in banks]
+    z = torch.randn(1, 3, 4, 4, generator=gen)
+    for t in (30, 350, 900):
+        acp = prior.alphas_cumprod[t]
+        got = prior.posterior_mean(z, torch.tensor([t]), torch.tensor([0]))[0]
+        assert torch.allclose(got, brute_force_posterior_mean(z[0], acp.sqrt(), 1 - acp,
+                                                              doubled[0]), atol=1e-5)
+    mix = torch.tensor([[0.0, 1.0, 0.3]])
+    acp = prior.alphas_cumprod[350]
+    photos = torch.cat(doubled)
+    mass = torch.tensor([0.3 / 10] * 10 + [0.7 / 6] * 6)
+    log_p = torch.stack([-((z[0] - acp.sqrt() * x) ** 2).sum() / (2 * (1 - acp)) for x in photos])
+    w = mass * torch.exp(log_p - log_p.max())
+    want = (w[:, None, None, None] * photos).sum(0) / w.sum()
+    assert torch.allclose(prior.posterior_mean(z, torch.tensor([350]), mix)[0], want, atol=1e-5)
+    # and it differs from the bank without its flips
+    plain = prior_with_bank({"a": banks[0]})
+    assert not torch.allclose(plain.posterior_mean(z, torch.tensor([350]), torch.tensor([0])),
+                              prior.posterior_mean(z, torch.tensor([350]), torch.tensor([0])),
+                              atol=1e-3)

@@ -49,7 +49,9 @@ class ToyPrior(DiffusionBackend):
         self.size, self.bank_size, self.seed = size, bank_size, seed
         # Every toy object and its photo distribution are symmetric under x -> -x, so a
         # photo flipped left-right is an exact photo of the same text (camera at -az,
-        # light mirrored): mirror=True doubles each bank without rendering a photo.
+        # light mirrored): mirror=True doubles each bank without rendering a photo. The
+        # flips are never stored: a flipped photo scores against z as the photo does
+        # against flip(z), so each bank is read once for both (posterior_mean).
         self.mirror = mirror
         self.cache = cache  # photo banks on disk (cache.py): 0.8 s of start-up saved
         self.uncond_bank_size = uncond_bank_size
@@ -104,17 +106,20 @@ class ToyPrior(DiffusionBackend):
         return render_photos(parse_caption(key), self.bank_size, self.size, seed=self.seed)
 
     def _add_bank(self, key: str, photos: Tensor) -> None:
-        if self.mirror:
-            photos = torch.cat([photos, photos.flip(-1)])
         flat = (photos.reshape(photos.shape[0], -1) * 2 - 1).to(self.device)
         self._ids[key] = len(self._banks)
         self._banks.append(flat)
         self._sqnorms.append((flat * flat).sum(-1))
 
     def bank(self, text: str) -> Tensor:
-        """The photos (N, 3, size, size) in [0, 1] behind a text."""
-        flat = self._banks[self._bank_id(text)]
-        return ((flat + 1) / 2).reshape(-1, 3, self.size, self.size)
+        """The photos (N, 3, size, size) in [0, 1] behind a text (with mirror, the
+        rendered photos and then their flips)."""
+        photos = ((self._banks[self._bank_id(text)] + 1) / 2).reshape(-1, 3, self.size, self.size)
+        return torch.cat([photos, photos.flip(-1)]) if self.mirror else photos
+
+    def _flip(self, flat: Tensor) -> Tensor:
+        """Left-right flips of (M, 3 * size * size) flat images."""
+        return flat.reshape(-1, 3, self.size, self.size).flip(-1).reshape(flat.shape)
 
     # -- images ---------------------------------------------------------------------
     def encode_images(self, images: Tensor) -> Tensor:
@@ -141,14 +146,32 @@ class ToyPrior(DiffusionBackend):
             else:
                 banks = torch.cat([self._banks[k] for k, _ in parts])
                 sq = torch.cat([self._sqnorms[k] for k, _ in parts])
+            prior = None if len(parts) == 1 else torch.cat([  # each photo's prior mass:
+                torch.full_like(self._sqnorms[k], math.log(w / len(self._banks[k])))
+                for k, w in parts])  # its bank's share over its size
+            if self.mirror:
+                out[b] = self._mirrored_mean(z[b], banks, sq, prior, alpha[b], var[b])
+                continue
             # |z - a x_i|^2 = |z|^2 - 2 a z.x_i + a^2 |x_i|^2; |z|^2 cancels in the softmax.
             logits = (2 * alpha[b] * (banks @ z[b]) - alpha[b] ** 2 * sq) / (2 * var[b])
-            if len(parts) > 1:  # each photo's prior mass: its bank's share over its size
-                logits = logits + torch.cat([
-                    torch.full_like(self._sqnorms[k], math.log(w / len(self._banks[k])))
-                    for k, w in parts])
+            if prior is not None:
+                logits = logits + prior
             out[b] = torch.softmax(logits, dim=0) @ banks
         return out.reshape_as(z_t)
+
+    def _mirrored_mean(self, z: Tensor, banks: Tensor, sq: Tensor, prior: Tensor | None,
+                       alpha: Tensor, var: Tensor) -> Tensor:
+        """(D,) posterior mean over the photos (N, D) and their flips, reading the bank
+        once: |z - a flip(x)| = |flip(z) - a x|, and the flips' weighted sum is the flip of
+        the photos' sum with the flips' weights. The tests check it against the explicit
+        doubled bank."""
+        zs = torch.stack([z, self._flip(z[None])[0]])  # (2, D)
+        logits = (2 * alpha * (zs @ banks.T) - alpha ** 2 * sq) / (2 * var)  # (2, N)
+        if prior is not None:
+            logits = logits + prior
+        weights = torch.softmax(logits.flatten(), dim=0).reshape(logits.shape)
+        means = weights @ banks  # (2, D): the photos' share, the flips' share
+        return means[0] + self._flip(means[1:])[0]
 
     def predict_noise(self, z_t: Tensor, t: Tensor, text_emb: Tensor) -> Tensor:
         acp = self.alphas_cumprod[t].reshape(-1, 1, 1, 1)
