@@ -308,7 +308,8 @@ class RefineConfig:
     mirror_photos: bool = True
     """Toy prior: guidance.mirror_photos in the refine stage (each bank doubled by its
     left-right flips). The nearest photos to a render lie closer in camera and light, so
-    the stage's pull is less biased by the bank's gaps (docs/DESIGN-NOTES.md, session 24)."""
+    the stage's pull is less biased by the bank's gaps (docs/DESIGN-NOTES.md, "The photo
+    bank's gaps bias the refine stage")."""
     distance_ends: float = 1.0
     """cameras.dist_ends in the refine stage: the share of cameras at the near and far
     ends of the distance range, where the prior fixes the object's size (six runs, one
