@@ -177,3 +177,47 @@ def test_mirror_posterior_matches_brute_force_over_the_doubled_bank():
     assert not torch.allclose(plain.posterior_mean(z, torch.tensor([350]), torch.tensor([0])),
                               prior.posterior_mean(z, torch.tensor([350]), torch.tensor([0])),
                               atol=1e-3)
+
+
+def test_mirror_batch_matches_brute_force_row_by_row():
+    """Rows that share a bank are read together: interleaved banks, timesteps and a
+    mixture in one batch, each row against Bayes' rule over its own doubled bank."""
+    gen = torch.Generator().manual_seed(8)
+    banks = [torch.rand(5, 3, 4, 4, generator=gen), torch.rand(3, 3, 4, 4, generator=gen)]
+    prior = ToyPrior(size=4, mirror=True)
+    for text, photos in zip("ab", banks):
+        prior._add_bank(text, photos)
+    doubled = [torch.cat([p, p.flip(-1)]) * 2 - 1 for p in banks]
+    emb = torch.tensor([[1, 1, 1.0], [0, 0, 1.0], [1, 1, 1.0], [0, 1, 0.4], [0, 0, 1.0]])
+    ts = torch.tensor([100, 700, 20, 350, 60])
+    z = torch.randn(5, 3, 4, 4, generator=gen)
+    got = prior.posterior_mean(z, ts, emb)
+    for row, ((a, b, share), t) in enumerate(zip(emb.tolist(), ts.tolist())):
+        acp = prior.alphas_cumprod[t]
+        photos = doubled[int(a)] if a == b else torch.cat([doubled[int(a)], doubled[int(b)]])
+        mass = (torch.ones(len(photos)) if a == b else torch.tensor(
+            [share / 10] * 10 + [(1 - share) / 6] * 6))
+        log_p = torch.stack([-((z[row] - acp.sqrt() * x) ** 2).sum() / (2 * (1 - acp))
+                             for x in photos])
+        w = mass * torch.exp(log_p - log_p.max())
+        want = (w[:, None, None, None] * photos).sum(0) / w.sum()
+        assert torch.allclose(got[row], want, atol=1e-5), row
+
+
+def test_weighted_sum_reads_only_the_weighed_photos():
+    """Concentrated weights (low noise): the sum over the photos some row weighs equals
+    the full product; photos no row weighs are not read at all (here they hold inf, which
+    the full product would turn into nan). Spread weights take the full product."""
+    from dreamfusion.guidance.toy import weighted_sum
+    gen = torch.Generator().manual_seed(9)
+    bank = torch.rand(64, 12, generator=gen) * 2 - 1
+    logits = torch.randn(3, 64, generator=gen) * 200
+    weights = torch.softmax(logits, dim=1)
+    assert torch.allclose(weighted_sum(weights, bank), weights @ bank, atol=1e-6)
+    unread = (weights < 1e-10).all(0)
+    assert unread.sum() > 48
+    poisoned = bank.clone()
+    poisoned[unread] = float("inf")
+    assert torch.allclose(weighted_sum(weights, poisoned), weights @ bank, atol=1e-6)
+    spread = torch.softmax(torch.randn(3, 64, generator=gen), dim=1)
+    assert torch.allclose(weighted_sum(spread, bank), spread @ bank, atol=1e-6)

@@ -35,6 +35,21 @@ def mixture_rows(text_emb: Tensor) -> list[tuple[int, int, float]]:
     return [(int(a), int(b), float(w)) for a, b, w in text_emb.tolist()]
 
 
+PRUNE_WEIGHT = 1e-10
+"""weighted_sum leaves out photos whose weight is below this in every row: at most
+N * 1e-10 of each row's mass (N photos), under float32's rounding of the sum."""
+
+
+def weighted_sum(weights: Tensor, bank: Tensor) -> Tensor:
+    """weights (R, N) @ bank (N, D), reading only the photos some row weighs: at the
+    refine stage's low noise a row's softmax sits on a few near photos, and reading
+    the whole bank is most of a step. The plain product where most photos count."""
+    keep = (weights > PRUNE_WEIGHT).any(0).nonzero().squeeze(1)
+    if 4 * keep.numel() > weights.shape[1]:
+        return weights @ bank
+    return weights[:, keep] @ bank[keep]
+
+
 class ToyPrior(DiffusionBackend):
     """Exact posterior-mean denoiser over photo banks rendered at `size` x `size`.
 
@@ -137,21 +152,11 @@ class ToyPrior(DiffusionBackend):
         acp = self.alphas_cumprod[t]
         alpha, var = acp.sqrt(), 1 - acp
         z = z_t.reshape(z_t.shape[0], -1)
+        if self.mirror:
+            return self._mirrored_means(z, alpha, var, mixture_rows(text_emb)).reshape_as(z_t)
         out = torch.empty_like(z)
-        for b, (ia, ib, share) in enumerate(mixture_rows(text_emb)):
-            parts = [(ia, share)] if ia == ib else [(ia, share), (ib, 1.0 - share)]
-            parts = [(k, w) for k, w in parts if w > 0]
-            if len(parts) == 1:  # a plain text: its bank as it is (no copy)
-                banks, sq = self._banks[parts[0][0]], self._sqnorms[parts[0][0]]
-            else:
-                banks = torch.cat([self._banks[k] for k, _ in parts])
-                sq = torch.cat([self._sqnorms[k] for k, _ in parts])
-            prior = None if len(parts) == 1 else torch.cat([  # each photo's prior mass:
-                torch.full_like(self._sqnorms[k], math.log(w / len(self._banks[k])))
-                for k, w in parts])  # its bank's share over its size
-            if self.mirror:
-                out[b] = self._mirrored_mean(z[b], banks, sq, prior, alpha[b], var[b])
-                continue
+        for b, row in enumerate(mixture_rows(text_emb)):
+            banks, sq, prior = self._row_bank(row)
             # |z - a x_i|^2 = |z|^2 - 2 a z.x_i + a^2 |x_i|^2; |z|^2 cancels in the softmax.
             logits = (2 * alpha[b] * (banks @ z[b]) - alpha[b] ** 2 * sq) / (2 * var[b])
             if prior is not None:
@@ -159,19 +164,45 @@ class ToyPrior(DiffusionBackend):
             out[b] = torch.softmax(logits, dim=0) @ banks
         return out.reshape_as(z_t)
 
-    def _mirrored_mean(self, z: Tensor, banks: Tensor, sq: Tensor, prior: Tensor | None,
-                       alpha: Tensor, var: Tensor) -> Tensor:
-        """(D,) posterior mean over the photos (N, D) and their flips, reading the bank
-        once: |z - a flip(x)| = |flip(z) - a x|, and the flips' weighted sum is the flip of
+    def _row_bank(self, row: tuple[int, int, float]) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(photos (N, D), their squared norms (N,), log prior mass (N,) or None) behind
+        one mixture row: a plain text's bank as it is (no copy), or two banks, each
+        photo's prior mass its bank's share over its size."""
+        ia, ib, share = row
+        parts = [(ia, share)] if ia == ib else [(ia, share), (ib, 1.0 - share)]
+        parts = [(k, w) for k, w in parts if w > 0]
+        if len(parts) == 1:
+            return self._banks[parts[0][0]], self._sqnorms[parts[0][0]], None
+        banks = torch.cat([self._banks[k] for k, _ in parts])
+        sq = torch.cat([self._sqnorms[k] for k, _ in parts])
+        prior = torch.cat([torch.full_like(self._sqnorms[k], math.log(w / len(self._banks[k])))
+                           for k, w in parts])
+        return banks, sq, prior
+
+    def _mirrored_means(self, z: Tensor, alpha: Tensor, var: Tensor,
+                        rows: list[tuple[int, int, float]]) -> Tensor:
+        """(B, D) posterior means over the photos and their flips. The rows that share a
+        bank read it together (a bank of 2048 photos at 64 x 64 is 100 MB, and reading
+        it is the cost), and each reads it once for a photo and its flip:
+        |z - a flip(x)| = |flip(z) - a x|, and the flips' weighted sum is the flip of
         the photos' sum with the flips' weights. The tests check it against the explicit
         doubled bank."""
-        zs = torch.stack([z, self._flip(z[None])[0]])  # (2, D)
-        logits = (2 * alpha * (zs @ banks.T) - alpha ** 2 * sq) / (2 * var)  # (2, N)
-        if prior is not None:
-            logits = logits + prior
-        weights = torch.softmax(logits.flatten(), dim=0).reshape(logits.shape)
-        means = weights @ banks  # (2, D): the photos' share, the flips' share
-        return means[0] + self._flip(means[1:])[0]
+        out = torch.empty_like(z)
+        for row in dict.fromkeys(rows):
+            idx = [b for b, r in enumerate(rows) if r == row]
+            banks, sq, prior = self._row_bank(row)
+            zs = torch.cat([z[idx], self._flip(z[idx])])  # (2G, D): z, then flip(z)
+            a, v = alpha[idx].repeat(2)[:, None], var[idx].repeat(2)[:, None]
+            logits = (2 * a * (zs @ banks.T) - a ** 2 * sq) / (2 * v)  # (2G, N)
+            if prior is not None:
+                logits = logits + prior
+            G, N = len(idx), banks.shape[0]
+            # one softmax per row over its photos and their flips
+            pairs = logits.reshape(2, G, N).transpose(0, 1).reshape(G, 2 * N)
+            weights = torch.softmax(pairs, dim=1).reshape(G, 2, N).transpose(0, 1)
+            means = weighted_sum(weights.reshape(2 * G, N), banks)  # (2G, D)
+            out[idx] = means[:G] + self._flip(means[G:])
+        return out
 
     def predict_noise(self, z_t: Tensor, t: Tensor, text_emb: Tensor) -> Tensor:
         acp = self.alphas_cumprod[t].reshape(-1, 1, 1, 1)
