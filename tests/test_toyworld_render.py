@@ -125,6 +125,79 @@ def test_trace_hits_at_the_surface():
             assert pts[2, 1].item() == pytest.approx(y, abs=1e-3)
 
 
+def test_exact_cast_hits_the_axis_rays_as_the_tracer():
+    from dreamfusion.toyworld.raycast import CONVEX, cast
+    o = torch.tensor([[0.0, 0.0, 2.2], [0.0, 0.0, 2.2], [0.0, 2.0, 0.0]])
+    d = torch.tensor([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [0.0, -1.0, 0.0]])
+    for shape in CONVEX:
+        hit, pts, n = cast(shape, o, d)
+        want_hit, want_pts = trace(shape, o, d)
+        assert hit.tolist() == want_hit.tolist() == [True, False, True], shape
+        assert torch.allclose(pts[hit], want_pts[hit], atol=2e-4), shape
+        assert n[0, 2] > 0.4 and n[2, 1] > 0.4 and n[1].abs().sum() == 0, shape
+        if shape not in ("cone", "pyramid"):  # not at an apex
+            assert torch.allclose(n[0], torch.tensor([0.0, 0, 1]))
+            assert torch.allclose(n[2], torch.tensor([0.0, 1, 0]))
+
+
+def _random_rays(n_cams: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rays (N, 3) of n_cams cameras at elevations -10..90, distances 1.5..2.5."""
+    g = torch.Generator().manual_seed(seed)
+    cams = Cameras(-10 + 100 * torch.rand(n_cams, generator=g),
+                   360 * torch.rand(n_cams, generator=g) - 180,
+                   1.5 + torch.rand(n_cams, generator=g), 40.0)
+    o, d = cams.rays(size)
+    return o.reshape(-1, 3), d.reshape(-1, 3)
+
+
+@pytest.mark.parametrize("shape", ["sphere", "cube", "cylinder", "cone", "pyramid"])
+def test_exact_cast_against_the_sphere_tracer(shape):
+    """The fast path (raycast.cast) against its reference twin (trace) on 65k rays:
+    they disagree on whether a ray hits only where it grazes the surface, and there the
+    cast is right: the tracer counts passes within LATE_HIT_EPS as hits and misses some
+    entries at most 5e-3 deep (the sdf, 1-Lipschitz, sampled every 5e-4); the cast's
+    points lie on the surface, never beyond the tracer's (which never overshoots), its
+    normals are the sdf's away from edges. Measured: 0.03-0.2% of rays disagree, at most
+    2.6e-5 off the surface, 0.1-0.4% of normals off by more than 2.6 deg (edges)."""
+    from dreamfusion.toyworld.geometry import normals, sdf
+    from dreamfusion.toyworld.raycast import cast
+    from dreamfusion.toyworld.render import LATE_HIT_EPS
+    o, d = _random_rays(16, 64, seed=3)
+    hit_t, pts_t = trace(shape, o, d)
+    hit_c, pts_c, n_c = cast(shape, o, d)
+    assert (hit_t ^ hit_c).sum() < 0.004 * len(o)
+    steps = torch.linspace(0.0, 4.0, 8001)
+
+    def closest(rays):  # (R,) least sdf along each ray, sampled
+        return sdf(shape, o[rays, None] + steps[None, :, None] * d[rays, None]).min(1).values
+    traced_only, cast_only = closest(hit_t & ~hit_c), closest(hit_c & ~hit_t)
+    assert (traced_only > -2.6e-4).all() and (traced_only < LATE_HIT_EPS + 1e-5).all()
+    assert (cast_only < 2.6e-4).all() and (cast_only > -6e-3).all()
+    assert sdf(shape, pts_c[hit_c]).abs().max() < 5e-5
+    both = hit_t & hit_c
+    t_trace = ((pts_t - o) * d).sum(-1)[both]
+    t_cast = ((pts_c - o) * d).sum(-1)[both]
+    assert (t_trace <= t_cast + 2e-4).all()
+    assert ((t_cast - t_trace) < 1e-3).float().mean() > 0.97
+    cos = (normals(shape, pts_c[both]) * n_c[both]).sum(-1)
+    assert (cos > 0.999).float().mean() > 0.99
+
+
+def test_renders_by_exact_casting_match_the_sphere_tracer(monkeypatch):
+    """Whole renders, the convex shapes cast (the default) and traced: the same images but
+    for silhouette pixels the two decide differently (measured mean difference 2-5e-4)."""
+    from dreamfusion.toyworld import render as render_module
+    objs = [ToyObject(s, "red", "green") for s in SHAPES if s != "torus"]
+    cams = _cams([0, 20, -10, 45, 5], [10, -60, 150, 90, 30])
+    lights = torch.nn.functional.normalize(torch.randn(len(objs), 3,
+                                                       generator=torch.Generator().manual_seed(1)))
+    cast_img = render_objects(objs, cams, 48, "shaded", lights)
+    monkeypatch.setattr(render_module, "CONVEX", ())
+    traced = render_objects(objs, cams, 48, "shaded", lights)
+    assert (cast_img - traced).abs().mean() < 1.5e-3
+    assert ((cast_img - traced).abs().amax(1) > 0.02).float().mean() < 0.01
+
+
 def test_errors():
     with pytest.raises(ValueError):
         render_objects([ToyObject("cube", "red")] * 2, _cams([0], [0]), 8)

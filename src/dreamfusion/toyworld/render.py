@@ -10,6 +10,7 @@ from torch import Tensor
 from ..cameras import Cameras
 from .captions import ToyObject
 from .geometry import BOUNDING_RADIUS, color_tensor, normals, sdf
+from .raycast import CONVEX, cast
 from .world import AMBIENT, BACKGROUND, DIFFUSE, FRONT_COS
 
 Mode = Literal["shaded", "albedo", "silhouette"]
@@ -19,8 +20,8 @@ HIT_EPS = 1e-4
 LATE_HIT_EPS = 2e-3
 """Rays still marching after MAX_STEPS (grazing a face) count as hits within this."""
 BOUND_RADIUS = 1.0
-CHUNK_RAYS = 1 << 20
-"""Rays traced at once (bounds memory for large batches)."""
+CHUNK_RAYS = 1 << 17
+"""Rays cast at once: 128k rays' tensors mostly stay in cache (1.4x faster than 1M)."""
 
 
 def _sphere_span(o: Tensor, d: Tensor, radius: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -68,6 +69,18 @@ def trace(shape: str, o: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
     return hit, o + t_hit[:, None] * d
 
 
+def surface_hits(shape: str, o: Tensor, d: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Rays o, d (N, 3) against ``shape``: hit mask (N,), hit points (N, 3) and outward
+    unit normals there (N, 3). Cast exactly for the convex shapes (raycast.py, 3-8x
+    faster); the torus is sphere-traced, its normals from the sdf."""
+    if shape in CONVEX:
+        return cast(shape, o, d)
+    hit, pts = trace(shape, o, d)
+    n = torch.zeros_like(pts)
+    n[hit] = normals(shape, pts[hit])
+    return hit, pts, n
+
+
 def _albedos(objects: Sequence[ToyObject], clay: Tensor | None) -> tuple[Tensor, Tensor]:
     """Body and front albedo, each (B, 3); front = body for single-colour objects, 1 for clay."""
     body = torch.stack([color_tensor(o.color) for o in objects])
@@ -79,10 +92,10 @@ def _albedos(objects: Sequence[ToyObject], clay: Tensor | None) -> tuple[Tensor,
     return body, front
 
 
-def _shade_hits(shape: str, pts: Tensor, img: Tensor, body: Tensor, front: Tensor,
-                light: Tensor, mode: Mode) -> Tensor:
-    """(N, 3) colours of N hit points of one shape; img (N,) is each point's image index."""
-    n = normals(shape, pts)
+def _shade_hits(n: Tensor, img: Tensor, body: Tensor, front: Tensor, light: Tensor,
+                mode: Mode) -> Tensor:
+    """(N, 3) colours of N hit points with normals n (N, 3); img (N,) is each point's
+    image index."""
     facing = (n[:, 2] >= FRONT_COS)[:, None]
     albedo = torch.where(facing, front[img], body[img])
     if mode == "albedo":
@@ -104,13 +117,13 @@ def _render_chunk(objects: Sequence[ToyObject], cams: Cameras, size: int, mode: 
     for shape in dict.fromkeys(shapes):
         imgs = torch.tensor([i for i, s in enumerate(shapes) if s == shape])
         o, d = origins[imgs].reshape(-1, 3), dirs[imgs].reshape(-1, 3)
-        hit, pts = trace(shape, o, d)
+        hit, _, n = surface_hits(shape, o, d)
         img_of_ray = imgs.repeat_interleave(size * size)
         flat = out[imgs].reshape(-1, channels)
         if mode == "silhouette":
             flat[hit] = 1.0
         else:
-            flat[hit] = _shade_hits(shape, pts[hit], img_of_ray[hit], body, front, light, mode)
+            flat[hit] = _shade_hits(n[hit], img_of_ray[hit], body, front, light, mode)
         out[imgs] = flat.reshape(len(imgs), size * size, channels)
     return out.reshape(B, size, size, channels)
 
