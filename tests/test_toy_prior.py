@@ -83,6 +83,15 @@ def test_banks_are_built_from_captions_deterministically():
     assert r > 2 * g
 
 
+def test_banks_hold_the_photos_in_8_bits():
+    from dreamfusion.toyworld import parse_caption, render_photos
+    prior = ToyPrior(size=8, bank_size=6, uncond_bank_size=10, cache=False)
+    rendered = render_photos(parse_caption("a red cube"), 6, 8, seed=0)
+    held = prior.bank("a red cube")
+    assert torch.allclose(held * 255, (rendered * 255).round(), atol=1e-3)
+    assert 0 < (held - rendered).abs().max() <= 0.5 / 255 + 1e-6
+
+
 def test_caption_outside_world_is_an_error():
     with pytest.raises(CaptionError):
         ToyPrior(size=8, bank_size=2).encode_text(["a pink dog"])

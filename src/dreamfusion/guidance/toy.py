@@ -35,6 +35,11 @@ def mixture_rows(text_emb: Tensor) -> list[tuple[int, int, float]]:
     return [(int(a), int(b), float(w)) for a, b, w in text_emb.tolist()]
 
 
+def to_8bit(photos: Tensor) -> Tensor:
+    """Photos in [0, 1] (any shape) rounded to uint8."""
+    return (photos.clamp(0.0, 1.0) * 255).round().to(torch.uint8)
+
+
 PRUNE_WEIGHT = 1e-10
 """weighted_sum leaves out photos whose weight is below this in every row: at most
 N * 1e-10 of each row's mass (N photos), under float32's rounding of the sum."""
@@ -106,11 +111,13 @@ class ToyPrior(DiffusionBackend):
         return self._ids[key]
 
     def _photos(self, key: str) -> Tensor:
-        """(N, 3, size, size) photos of a caption key ('' = the unconditional bank)."""
+        """(N, 3, size, size) uint8 photos of a caption key ('' = the unconditional bank):
+        8-bit, as photos are, and a quarter of float32 on disk (a 2048-photo bank at 64 x
+        64 is 25 MB, so the cache's 1 GiB holds eight captions' refine banks)."""
         n = self.uncond_bank_size if key == "" else self.bank_size
         inputs = {"text": key, "n": n, "size": self.size, "seed": self.seed,
-                  "code": photo_code()}
-        return cached_tensor("photo-banks", inputs, lambda: self._render_photos(key),
+                  "code": photo_code(), "format": "uint8"}
+        return cached_tensor("photo-banks", inputs, lambda: to_8bit(self._render_photos(key)),
                              self.cache)
 
     def _render_photos(self, key: str) -> Tensor:
@@ -121,6 +128,9 @@ class ToyPrior(DiffusionBackend):
         return render_photos(parse_caption(key), self.bank_size, self.size, seed=self.seed)
 
     def _add_bank(self, key: str, photos: Tensor) -> None:
+        """Hold photos (N, 3, size, size), uint8 or float in [0, 1], as a bank."""
+        if photos.dtype == torch.uint8:
+            photos = photos.float() / 255
         flat = (photos.reshape(photos.shape[0], -1) * 2 - 1).to(self.device)
         self._ids[key] = len(self._banks)
         self._banks.append(flat)
