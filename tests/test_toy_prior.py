@@ -157,16 +157,29 @@ def test_mirror_banks_hold_each_photo_and_its_flip():
         assert torch.equal(mirror.bank(text), torch.cat([photos, photos.flip(-1)]))
 
 
+def mirror_prior_with_two_banks(gen):
+    """A mirror prior holding banks a (5 photos) and b (3); the banks; each bank with its
+    flips, in [-1, 1]."""
+    banks = [torch.rand(5, 3, 4, 4, generator=gen), torch.rand(3, 3, 4, 4, generator=gen)]
+    prior = ToyPrior(size=4, mirror=True)
+    for text, photos in zip("ab", banks):
+        prior._add_bank(text, photos)
+    return prior, banks, [torch.cat([p, p.flip(-1)]) * 2 - 1 for p in banks]
+
+
+def weighted_posterior_mean(z, acp, photos, mass):
+    """Bayes' rule over photos (N, ...) with prior masses (N,), at alpha_bar acp."""
+    log_p = torch.stack([-((z - acp.sqrt() * x) ** 2).sum() / (2 * (1 - acp)) for x in photos])
+    w = mass * torch.exp(log_p - log_p.max())
+    return (w.reshape(-1, *[1] * (photos.dim() - 1)) * photos).sum(0) / w.sum()
+
+
 def test_mirror_posterior_matches_brute_force_over_the_doubled_bank():
     """The fast path reads each bank once (a flip scores against z as the photo against
     flip(z)); the reference is Bayes' rule over the explicit bank of photos and flips,
     for a plain text at several t and for a mixture of two banks."""
     gen = torch.Generator().manual_seed(6)
-    banks = [torch.rand(5, 3, 4, 4, generator=gen), torch.rand(3, 3, 4, 4, generator=gen)]
-    prior = ToyPrior(size=4, mirror=True)
-    for text, photos in zip("ab", banks):
-        prior._add_bank(text, photos)
-    doubled = [torch.cat([p, p.flip(-1)]) * 2 - 1 for p in banks]
+    prior, banks, doubled = mirror_prior_with_two_banks(gen)
     z = torch.randn(1, 3, 4, 4, generator=gen)
     for t in (30, 350, 900):
         acp = prior.alphas_cumprod[t]
@@ -175,11 +188,8 @@ def test_mirror_posterior_matches_brute_force_over_the_doubled_bank():
                                                               doubled[0]), atol=1e-5)
     mix = torch.tensor([[0.0, 1.0, 0.3]])
     acp = prior.alphas_cumprod[350]
-    photos = torch.cat(doubled)
     mass = torch.tensor([0.3 / 10] * 10 + [0.7 / 6] * 6)
-    log_p = torch.stack([-((z[0] - acp.sqrt() * x) ** 2).sum() / (2 * (1 - acp)) for x in photos])
-    w = mass * torch.exp(log_p - log_p.max())
-    want = (w[:, None, None, None] * photos).sum(0) / w.sum()
+    want = weighted_posterior_mean(z[0], acp, torch.cat(doubled), mass)
     assert torch.allclose(prior.posterior_mean(z, torch.tensor([350]), mix)[0], want, atol=1e-5)
     # and it differs from the bank without its flips
     plain = prior_with_bank({"a": banks[0]})
@@ -192,11 +202,7 @@ def test_mirror_batch_matches_brute_force_row_by_row():
     """Rows that share a bank are read together: interleaved banks, timesteps and a
     mixture in one batch, each row against Bayes' rule over its own doubled bank."""
     gen = torch.Generator().manual_seed(8)
-    banks = [torch.rand(5, 3, 4, 4, generator=gen), torch.rand(3, 3, 4, 4, generator=gen)]
-    prior = ToyPrior(size=4, mirror=True)
-    for text, photos in zip("ab", banks):
-        prior._add_bank(text, photos)
-    doubled = [torch.cat([p, p.flip(-1)]) * 2 - 1 for p in banks]
+    prior, _, doubled = mirror_prior_with_two_banks(gen)
     emb = torch.tensor([[1, 1, 1.0], [0, 0, 1.0], [1, 1, 1.0], [0, 1, 0.4], [0, 0, 1.0]])
     ts = torch.tensor([100, 700, 20, 350, 60])
     z = torch.randn(5, 3, 4, 4, generator=gen)
@@ -206,10 +212,7 @@ def test_mirror_batch_matches_brute_force_row_by_row():
         photos = doubled[int(a)] if a == b else torch.cat([doubled[int(a)], doubled[int(b)]])
         mass = (torch.ones(len(photos)) if a == b else torch.tensor(
             [share / 10] * 10 + [(1 - share) / 6] * 6))
-        log_p = torch.stack([-((z[row] - acp.sqrt() * x) ** 2).sum() / (2 * (1 - acp))
-                             for x in photos])
-        w = mass * torch.exp(log_p - log_p.max())
-        want = (w[:, None, None, None] * photos).sum(0) / w.sum()
+        want = weighted_posterior_mean(z[row], acp, photos, mass)
         assert torch.allclose(got[row], want, atol=1e-5), row
 
 
