@@ -48,7 +48,10 @@ N * 1e-10 of each row's mass (N photos), under float32's rounding of the sum."""
 def weighted_sum(weights: Tensor, bank: Tensor) -> Tensor:
     """weights (R, N) @ bank (N, D), reading only the photos some row weighs: at the
     refine stage's low noise a row's softmax sits on a few near photos, and reading
-    the whole bank is most of a step. The plain product where most photos count."""
+    the whole bank is most of a step. The plain product where most photos count, and on
+    an accelerator (picking the photos would read the weights back to the host)."""
+    if bank.device.type != "cpu":
+        return weights @ bank
     keep = (weights > PRUNE_WEIGHT).any(0).nonzero().squeeze(1)
     if 4 * keep.numel() > weights.shape[1]:
         return weights @ bank
