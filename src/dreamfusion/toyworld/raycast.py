@@ -29,6 +29,7 @@ INSIDE_EPS = 1e-5
 """A candidate point counts as inside a piece within this (world units): points on an
 edge belong to both of its faces, whatever float32 rounds."""
 
+
 def _planes(*rows: tuple[float, float, float, float]) -> Tensor:
     """(P, 4) half-spaces n.p <= c as rows (nx, ny, nz, c), n unit."""
     return torch.tensor(rows, dtype=torch.float32)

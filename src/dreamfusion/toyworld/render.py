@@ -71,8 +71,9 @@ def trace(shape: str, o: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
 
 def surface_hits(shape: str, o: Tensor, d: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Rays o, d (N, 3) against ``shape``: hit mask (N,), hit points (N, 3) and outward
-    unit normals there (N, 3). Cast exactly for the convex shapes (raycast.py, 3-8x
-    faster); the torus is sphere-traced, its normals from the sdf."""
+    unit normals there (N, 3). Cast exactly for the convex shapes (raycast.py: photos
+    render 1.4-4.7x faster than sphere-traced); the torus is sphere-traced, its normals
+    from the sdf."""
     if shape in CONVEX:
         return cast(shape, o, d)
     hit, pts = trace(shape, o, d)
