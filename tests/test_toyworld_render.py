@@ -157,15 +157,16 @@ def test_exact_cast_against_the_sphere_tracer(shape):
     cast is right: the tracer counts passes within LATE_HIT_EPS as hits and misses some
     entries at most 5e-3 deep (the sdf, 1-Lipschitz, sampled every 5e-4); the cast's
     points lie on the surface, never beyond the tracer's (which never overshoots), its
-    normals are the sdf's away from edges. Measured: 0.03-0.2% of rays disagree, at most
-    2.6e-5 off the surface, 0.1-0.4% of normals off by more than 2.6 deg (edges)."""
+    normals are the sdf's away from edges. Measured on these rays: 0.03-0.11% of rays
+    disagree, cast points at most 1.5e-5 off the surface, 98.3-99.6% of the common hits
+    within 1e-3 of the tracer's, 99.5-100% of normals within 2.6 deg (the rest at edges)."""
     from dreamfusion.toyworld.geometry import normals, sdf
     from dreamfusion.toyworld.raycast import cast
     from dreamfusion.toyworld.render import LATE_HIT_EPS
     o, d = _random_rays(16, 64, seed=3)
     hit_t, pts_t = trace(shape, o, d)
     hit_c, pts_c, n_c = cast(shape, o, d)
-    assert (hit_t ^ hit_c).sum() < 0.004 * len(o)
+    assert (hit_t ^ hit_c).sum() < 0.002 * len(o)
     steps = torch.linspace(0.0, 4.0, 8001)
 
     def closest(rays):  # (R,) least sdf along each ray, sampled
