@@ -307,8 +307,8 @@ class RefineConfig:
     """Toy prior: photos per caption at the refine size. The nearer a render's nearest
     photo, the less the bank's gaps bias the stage (docs/DESIGN-NOTES.md, "The photo
     bank's gaps bias the refine stage"): from the exact pyramids F 0.784 with 512, 0.844
-    with 2048. A new caption's five 2048-photo banks take ~30 s of one core to render
-    (then cached, 25 MB each)."""
+    with 2048. A new caption's five 2048-photo banks take about 34 s to render on
+    two cores (then cached, 25 MB each; docs/RESULTS.md)."""
     mirror_photos: bool = True
     """Toy prior: guidance.mirror_photos in the refine stage (each bank doubled by its
     left-right flips). The nearest photos to a render lie closer in camera and light, so

@@ -40,6 +40,15 @@ def to_8bit(photos: Tensor) -> Tensor:
     return (photos.clamp(0.0, 1.0) * 255).round().to(torch.uint8)
 
 
+def _log_likelihoods(dots: Tensor, alpha: Tensor, var: Tensor, sq: Tensor,
+                     prior: Tensor | None) -> Tensor:
+    """log N(z; alpha x_i, var I) + log prior mass of each photo, up to a constant per z,
+    from dots = z.x_i (..., N) and sq = |x_i|^2 (N,): |z - a x_i|^2 = |z|^2 - 2 a z.x_i +
+    a^2 |x_i|^2, and |z|^2 cancels in the softmax."""
+    logits = (2 * alpha * dots - alpha ** 2 * sq) / (2 * var)
+    return logits if prior is None else logits + prior
+
+
 PRUNE_WEIGHT = 1e-10
 """weighted_sum leaves out photos whose weight is below this in every row: at most
 N * 1e-10 of each row's mass (N photos), under float32's rounding of the sum."""
@@ -170,10 +179,7 @@ class ToyPrior(DiffusionBackend):
         out = torch.empty_like(z)
         for b, row in enumerate(mixture_rows(text_emb)):
             banks, sq, prior = self._row_bank(row)
-            # |z - a x_i|^2 = |z|^2 - 2 a z.x_i + a^2 |x_i|^2; |z|^2 cancels in the softmax.
-            logits = (2 * alpha[b] * (banks @ z[b]) - alpha[b] ** 2 * sq) / (2 * var[b])
-            if prior is not None:
-                logits = logits + prior
+            logits = _log_likelihoods(banks @ z[b], alpha[b], var[b], sq, prior)
             out[b] = torch.softmax(logits, dim=0) @ banks
         return out.reshape_as(z_t)
 
@@ -206,9 +212,7 @@ class ToyPrior(DiffusionBackend):
             banks, sq, prior = self._row_bank(row)
             zs = torch.cat([z[idx], self._flip(z[idx])])  # (2G, D): z, then flip(z)
             a, v = alpha[idx].repeat(2)[:, None], var[idx].repeat(2)[:, None]
-            logits = (2 * a * (zs @ banks.T) - a ** 2 * sq) / (2 * v)  # (2G, N)
-            if prior is not None:
-                logits = logits + prior
+            logits = _log_likelihoods(zs @ banks.T, a, v, sq, prior)  # (2G, N)
             G, N = len(idx), banks.shape[0]
             # one softmax per row over its photos and their flips
             pairs = logits.reshape(2, G, N).transpose(0, 1).reshape(G, 2 * N)
