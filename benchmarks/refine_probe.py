@@ -6,6 +6,7 @@ For each run folder (a finished stage-1 run with checkpoint.pt): the initial mes
 refine stage (the field's surface, one shell, smoothed) and the refined mesh, each scored
 against the exact shape (normal angle, F-score at 0.02, shells, Euler, IoU), with the
 refine stage's seconds. A development tool for choosing the stage's settings.
+--keep DIR writes each refined mesh to DIR/RUN.ply (for looking at where it misses).
 
 --from-truth starts the stage from the exact shape instead (meshed at
 refine.mesh_resolution cells across the field's cube, in the caption's body colour): what
@@ -65,7 +66,8 @@ def stage_trainer(cfg, mesh: trimesh.Trimesh, device) -> Trainer:
                    model=SurfaceMesh.from_trimesh(mesh, cfg.refine))
 
 
-def probe(run_dir: Path, changes: dict, from_truth: bool) -> tuple[dict, dict, float]:
+def probe(run_dir: Path, changes: dict, from_truth: bool,
+          keep: Path | None = None) -> tuple[dict, dict, float]:
     cfg = override(runs.load_config(run_dir), **changes)
     field = load_field(cfg, run_dir, log=lambda s: None)
     start = time.perf_counter()
@@ -75,7 +77,11 @@ def probe(run_dir: Path, changes: dict, from_truth: bool) -> tuple[dict, dict, f
     while trainer.step < trainer.cfg.steps:
         trainer.train_step()
     seconds = time.perf_counter() - start
-    after = scores(cfg, trainer.field.to_trimesh(), turn)
+    refined = trainer.field.to_trimesh()
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        refined.export(keep / f"{run_dir.name}.ply")
+    after = scores(cfg, refined, turn)
     return before, after, seconds
 
 
@@ -86,6 +92,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--from-truth", action="store_true",
                     help="start from the exact shape, not the run's field")
+    ap.add_argument("--keep", type=Path, help="write each refined mesh to KEEP/RUN.ply")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -94,7 +101,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---:|")
     rows = []
     for run in args.runs:
-        b, a, sec = probe(run, changes, args.from_truth)
+        b, a, sec = probe(run, changes, args.from_truth, args.keep)
         rows.append((b, a))
         print(f"| {run.name} | {b['normal_angle_deg']:.1f} -> {a['normal_angle_deg']:.1f} "
               f"| {b['fscore']:.3f} -> {a['fscore']:.3f} | {b['shells']} -> {a['shells']} "

@@ -97,3 +97,22 @@ def test_step_time_prints_the_reference_and_fast_paths_side_by_side():
     assert "| phase | reference ms/step | fast ms/step |" in out
     row = next(line for line in out.splitlines() if line.startswith("| total |"))
     assert all(float(cell) > 0 for cell in row.split("|")[2:4])
+
+
+def test_surface_misses_puts_a_lowered_base_in_the_base():
+    """The exact cone scores F 1 with nothing missed; the same cone with its flat base
+    dropped 0.05 misses only in the base, and scores 1 again without it."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from surface_misses import misses
+
+    from dreamfusion.surface_metrics import exact_mesh
+    mesh = exact_mesh("cone", 96)
+    exact = misses(mesh, "cone")
+    assert exact["fscore"] > 0.99 and max(exact["base"]) < 0.01
+    dropped = mesh.copy()
+    v = dropped.vertices.copy()
+    v[v[:, 1] < -0.49, 1] -= 0.05
+    dropped.vertices = v
+    m = misses(dropped, "cone")
+    assert m["fscore"] < 0.85 and m["fscore_without_base"] > 0.99
+    assert min(m["base"]) > 0.15 and max(m["rest"]) < 0.01
