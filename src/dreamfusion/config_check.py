@@ -128,7 +128,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "optim.lr_final": _POSITIVE,
     "export.mesh_resolution": _between(8, 1024), "export.threshold": _AT_LEAST_0,
     "export.turntable_frames": _between(1, 1000), "export.turntable_size": _SIZE,
-    "export.view_size": _SIZE,
+    "export.view_size": _SIZE, "export.texture_size": _between(0, 8192),
     "faults.max_consecutive": _AT_LEAST_1,
     "faults.lr_factor": ((lambda v: 0 < v <= 1), "more than 0 and at most 1"),
     "faults.max_rollbacks": _AT_LEAST_0, "faults.check_every": _AT_LEAST_1,

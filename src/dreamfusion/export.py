@@ -100,7 +100,7 @@ def export_run(field, cfg: ExportConfig, run_dir: Path):
     if cfg.snap_turn:
         field, turn = snap_turn(field)
     mesh, threshold = export_mesh(field, cfg)
-    paths = {k: str(v) for k, v in write_meshes(mesh, run_dir, "mesh").items()}
+    paths = {k: str(v) for k, v in write_meshes(mesh, run_dir, "mesh", cfg.texture_size).items()}
     frames = media.to_uint8(render_turntable(field, cfg))
     paths["turntable"] = str(media.write_video(frames, run_dir / "turntable"))
     views = media.image_grid(render_views(field, cfg), nrow=8)

@@ -17,6 +17,8 @@ from scipy import ndimage
 from skimage import measure
 from torch import Tensor
 
+from . import texture
+
 __all__ = ["EmptyFieldError", "NonFiniteFieldError", "extract_mesh", "fill_occluded", "color_vertices",
            "write_meshes"]
 
@@ -206,10 +208,13 @@ def _atomic_write(path: Path, data: bytes | str) -> None:
         raise
 
 
-def write_meshes(mesh: trimesh.Trimesh, out_dir: Path, stem: str = "mesh") -> dict[str, Path]:
+def write_meshes(mesh: trimesh.Trimesh, out_dir: Path, stem: str = "mesh",
+                 texture_size: int = 0) -> dict[str, Path]:
     """Write ``mesh`` as {stem}.glb, {stem}.obj and {stem}.ply in ``out_dir``.
 
-    Vertex colours, if any, are kept in all three (OBJ as "v x y z r g b").
+    Vertex colours, if any, are kept in the OBJ ("v x y z r g b") and the PLY; the GLB
+    keeps them too, unless ``texture_size`` > 0 and xatlas is installed: then it carries
+    a UV atlas and a texture of that size baked from them (texture.py).
     Returns {"glb": path, "obj": path, "ply": path}.
     """
     out_dir = Path(out_dir)
@@ -218,6 +223,9 @@ def write_meshes(mesh: trimesh.Trimesh, out_dir: Path, stem: str = "mesh") -> di
         path = out_dir / f"{stem}.{ext}"
         if ext == "obj":
             data = mesh.export(file_type="obj", include_normals=False, include_texture=False)
+        elif ext == "glb" and texture_size > 0 and mesh.visual.kind == "vertex" \
+                and texture.available():
+            data = texture.textured(mesh, texture_size).export(file_type="glb")
         else:
             data = mesh.export(file_type=ext)
         _atomic_write(path, data)
