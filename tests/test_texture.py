@@ -74,6 +74,11 @@ def test_the_glb_carries_the_texture_and_the_ply_and_obj_the_vertex_colours(tmp_
     assert glb.visual.material.baseColorTexture.size == (128, 128)
     ply = trimesh.load(paths["ply"], process=False)
     assert np.array_equal(ply.visual.vertex_colors, mesh.visual.vertex_colors)
+    monkeypatch.setattr(texture, "MAX_FACES", len(mesh.faces) - 1)  # too many faces
+    (tmp_path / "big").mkdir()
+    big = write_meshes(mesh, tmp_path / "big", texture_size=128)
+    assert trimesh.load(big["glb"], force="mesh").visual.kind == "vertex"
+    monkeypatch.setattr(texture, "MAX_FACES", len(mesh.faces))
     monkeypatch.setattr(texture, "available", lambda: False)  # without the extra
     (tmp_path / "plain").mkdir()
     plain = write_meshes(mesh, tmp_path / "plain", texture_size=128)

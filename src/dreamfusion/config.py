@@ -255,9 +255,10 @@ class ExportConfig:
     either way. Off for Stable Diffusion and IF, whose objects may be cups."""
     texture_size: int = 512
     """Side of the GLB's colour texture, baked from the vertex colours over a UV atlas
-    (xatlas, the `texture` extra); 0, or xatlas not installed: vertex colours only.
-    The mesh's own vertex colours vary smoothly, so 512 texels across hold them for the
-    ~5k faces of an export (about 1 s to unwrap and bake)."""
+    (xatlas, the `texture` extra); 0, xatlas not installed or a mesh of more than
+    texture.MAX_FACES faces (marching cubes without the refine stage): vertex colours
+    only. The vertex colours vary smoothly, so 512 texels across hold them for the ~5k
+    faces of a refined mesh (about 1 s to unwrap and bake)."""
     turntable_frames: int = 24
     turntable_size: int = 96
     view_size: int = 96

@@ -213,8 +213,8 @@ def write_meshes(mesh: trimesh.Trimesh, out_dir: Path, stem: str = "mesh",
     """Write ``mesh`` as {stem}.glb, {stem}.obj and {stem}.ply in ``out_dir``.
 
     Vertex colours, if any, are kept in the OBJ ("v x y z r g b") and the PLY; the GLB
-    keeps them too, unless ``texture_size`` > 0 and xatlas is installed: then it carries
-    a UV atlas and a texture of that size baked from them (texture.py).
+    keeps them too, unless texture.wanted(mesh, texture_size): then it carries a UV atlas
+    and a texture of that size baked from them (texture.py).
     Returns {"glb": path, "obj": path, "ply": path}.
     """
     out_dir = Path(out_dir)
@@ -223,8 +223,7 @@ def write_meshes(mesh: trimesh.Trimesh, out_dir: Path, stem: str = "mesh",
         path = out_dir / f"{stem}.{ext}"
         if ext == "obj":
             data = mesh.export(file_type="obj", include_normals=False, include_texture=False)
-        elif ext == "glb" and texture_size > 0 and mesh.visual.kind == "vertex" \
-                and texture.available():
+        elif ext == "glb" and texture.wanted(mesh, texture_size):
             data = texture.textured(mesh, texture_size).export(file_type="glb")
         else:
             data = mesh.export(file_type=ext)

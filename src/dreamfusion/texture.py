@@ -3,8 +3,8 @@
 Editors and game engines read a material's base-colour texture; many ignore vertex
 colours (glTF's COLOR_0) or multiply them with the material. So the exported GLB carries
 the mesh split along the atlas's seams, its UVs and a PNG texture; the PLY and OBJ keep
-the vertex colours. xatlas is the `texture` extra (in the test install); without it the
-GLB keeps vertex colours as before.
+the vertex colours. xatlas is the `texture` extra (in the test install); without it, or
+for a mesh of more than MAX_FACES faces, the GLB keeps vertex colours as before.
 """
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ import numpy as np
 import trimesh
 from PIL import Image
 
+MAX_FACES = 10_000
+"""Meshes with more faces keep vertex colours only: xatlas took about 1 s to chart a
+refine-stage mesh of 4k faces but 15-30 s for the 30-40k faces of marching cubes on a
+128^3 field (`--no-refine`), longer than the rest of the export."""
 DILATE_TEXELS = 4
 """Texels grown around every chart, so that filtering and mipmaps read no background."""
 
@@ -21,6 +25,13 @@ DILATE_TEXELS = 4
 def available() -> bool:
     """Whether xatlas is installed."""
     return importlib.util.find_spec("xatlas") is not None
+
+
+def wanted(mesh: trimesh.Trimesh, size: int) -> bool:
+    """Whether `mesh` gets a texture of `size` texels: it has vertex colours and at most
+    MAX_FACES faces, size > 0 and xatlas is installed."""
+    return (size > 0 and mesh.visual.kind == "vertex" and len(mesh.faces) <= MAX_FACES
+            and available())
 
 
 def unwrap(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
