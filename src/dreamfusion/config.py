@@ -253,12 +253,13 @@ class ExportConfig:
     underside has holes: their meshes had inner shells and tunnels (a purple sphere:
     IoU 0.42, Euler characteristic -44; filled 0.90). Enclosed cavities are filled
     either way. Off for Stable Diffusion and IF, whose objects may be cups."""
-    texture_size: int = 512
+    texture_size: int = 0
     """Side of the GLB's colour texture, baked from the vertex colours over a UV atlas
     (xatlas, the `texture` extra); 0, xatlas not installed or a mesh of more than
     texture.MAX_FACES faces (marching cubes without the refine stage): vertex colours
-    only. The vertex colours vary smoothly, so 512 texels across hold them for the ~5k
-    faces of a refined mesh (about 1 s to unwrap and bake)."""
+    only. 512 holds the smooth colours of a refined mesh's ~5k faces. Off by default:
+    unwrapping and baking take about 1 s, 3% of a refined run, which would take the
+    refine stage's cost past 1.3x that of --no-refine (docs/DESIGN-NOTES.md)."""
     turntable_frames: int = 24
     turntable_size: int = 96
     view_size: int = 96
