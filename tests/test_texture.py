@@ -83,3 +83,23 @@ def test_the_glb_carries_the_texture_and_the_ply_and_obj_the_vertex_colours(tmp_
     (tmp_path / "plain").mkdir()
     plain = write_meshes(mesh, tmp_path / "plain", texture_size=128)
     assert trimesh.load(plain["glb"], force="mesh").visual.kind == "vertex"
+
+
+def test_a_run_export_with_a_texture_size_writes_the_textured_glb(tmp_path):
+    """export.texture_size reaches the GLB of a mesh model's export (CLIP-Mesh's sphere)."""
+    import dataclasses
+
+    import torch
+
+    from dreamfusion.config import ExportConfig, MeshConfig
+    from dreamfusion.export import export_run
+    from dreamfusion.mesh_model import MeshModel
+    model = MeshModel(MeshConfig(subdivisions=2))
+    with torch.no_grad():
+        model.colour_logits.normal_()
+    cfg = ExportConfig(turntable_frames=2, turntable_size=16, view_size=16, snap_turn=False)
+    for size, kind in ((0, "vertex"), (64, "texture")):
+        out = tmp_path / str(size)
+        out.mkdir()
+        export_run(model, dataclasses.replace(cfg, texture_size=size), out)
+        assert trimesh.load(out / "mesh.glb", force="mesh").visual.kind == kind
