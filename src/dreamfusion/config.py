@@ -326,13 +326,12 @@ class RefineConfig:
     ends of the distance range, where the prior fixes the object's size (six runs, one
     per shape: IoU 0.916 -> 0.930 against uniform distances, higher for every shape;
     docs/DESIGN-NOTES.md)."""
-    lr_vertices: float = 0.002
+    lr_vertices: float = 0.001
     """Adam's step length on the (smoothed) vertex offsets. Plain steps of 1e-3 roughened
     a smooth sphere (normal error 3.9 -> 12.8 deg) and 3e-4 kept it but moved a stage-1
     base hanging 0.05 below a cone too slowly to lift it; 1e-3 with step_smoothing 2
     lifts it and keeps the surface smooth (36 seed-1 fields: mean normal angle 9.5 ->
-    8.6 deg, F >= 0.93 in 11 -> 17), 2e-3 lifts it faster (eight fields: mean F 0.858 ->
-    0.886, normal angle 7.8 -> 7.2 deg; docs/DESIGN-NOTES.md)."""
+    8.6 deg, F >= 0.93 in 11 -> 17; docs/DESIGN-NOTES.md)."""
     step_smoothing: float = 2.0
     """lambda of the smoothed vertex updates (large_steps.py: the optimiser steps in
     (I + lambda L) x, so a step moves a patch, not a vertex); 0 = plain steps."""
