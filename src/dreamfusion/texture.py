@@ -96,7 +96,8 @@ def _barycentric(tri: np.ndarray, p: np.ndarray) -> np.ndarray:
 def bake_reference(uv: np.ndarray, faces: np.ndarray, colours: np.ndarray, size: int
                    ) -> tuple[np.ndarray, np.ndarray]:
     """The reference twin of `bake`: every texel against every face, one at a time (slow;
-    for tests). Where faces overlap at a shared edge the last one wins, as in `bake`."""
+    for tests). A texel on an edge that two faces of a chart share gets the same colour
+    from either, so the order the faces are done in does not matter."""
     texture = np.zeros((size, size, 3))
     covered = np.zeros((size, size), dtype=bool)
     centres = texel_centres(size)
