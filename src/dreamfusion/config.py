@@ -258,8 +258,9 @@ class ExportConfig:
     (xatlas, the `texture` extra); 0, xatlas not installed or a mesh of more than
     texture.MAX_FACES faces (marching cubes without the refine stage): vertex colours
     only. 512 holds the smooth colours of a refined mesh's ~5k faces. Off by default:
-    unwrapping and baking take about 1 s, 3% of a refined run, which would take the
-    refine stage's cost past 1.3x that of --no-refine (docs/DESIGN-NOTES.md)."""
+    unwrapping, baking and writing take 0.5-0.7 s, 2% of a refined run, which would take
+    the refine stage's cost from 1.28x to about 1.30x that of --no-refine
+    (docs/DESIGN-NOTES.md)."""
     turntable_frames: int = 24
     turntable_size: int = 96
     view_size: int = 96
