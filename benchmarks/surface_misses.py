@@ -19,15 +19,10 @@ import numpy as np
 import trimesh
 from scipy.spatial import cKDTree
 
-from dreamfusion.surface_metrics import F_SCORE_TAU, mesh_surface, true_surface
+from dreamfusion.surface_metrics import F_SCORE_TAU, f_score, mesh_surface, true_surface
 from dreamfusion.toyworld.captions import parse_caption
 
 PARTS = ("base", "top", "rest")
-
-
-def f_score(d_mesh: np.ndarray, d_true: np.ndarray) -> float:
-    precision, recall = (d_mesh < F_SCORE_TAU).mean(), (d_true < F_SCORE_TAU).mean()
-    return 0.0 if precision + recall == 0 else float(2 * precision * recall / (precision + recall))
 
 
 def misses(mesh: trimesh.Trimesh, shape: str) -> dict:

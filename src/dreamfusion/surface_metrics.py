@@ -57,6 +57,13 @@ def mesh_surface(mesh: trimesh.Trimesh, n: int = SAMPLES) -> tuple[np.ndarray, n
     return np.asarray(points), np.asarray(mesh.face_normals)[face]
 
 
+def f_score(d_mesh: np.ndarray, d_true: np.ndarray, tau: float = F_SCORE_TAU) -> float:
+    """Harmonic mean of precision (share of mesh samples within tau of the truth, d_mesh)
+    and recall (share of true samples within tau of the mesh, d_true)."""
+    precision, recall = float((d_mesh < tau).mean()), float((d_true < tau).mean())
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
 def surface_scores(mesh: trimesh.Trimesh, shape: str, tau: float = F_SCORE_TAU) -> dict:
     """chamfer (mean of the two mean nearest distances), fscore (at `tau`),
     normal_angle_deg (mean angle between each mesh sample's face normal and the true
@@ -69,8 +76,7 @@ def surface_scores(mesh: trimesh.Trimesh, shape: str, tau: float = F_SCORE_TAU) 
     mesh_p, mesh_n = mesh_surface(mesh)
     d_mesh, nearest = cKDTree(true_p).query(mesh_p)  # mesh -> truth
     d_true, _ = cKDTree(mesh_p).query(true_p)  # truth -> mesh
-    precision, recall = float((d_mesh < tau).mean()), float((d_true < tau).mean())
-    fscore = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    fscore = f_score(d_mesh, d_true, tau)
     cos = np.clip((mesh_n * true_n[nearest]).sum(-1), -1.0, 1.0)
     return {"chamfer": float(0.5 * (d_mesh.mean() + d_true.mean())),
             "fscore": fscore,
