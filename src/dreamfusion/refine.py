@@ -17,7 +17,7 @@ from .canonical import snap_turn
 from .config import RunConfig, override
 from .export import choose_threshold, density_on_grid
 from .field import GridField
-from .flat_base import cut_flat
+from .flat_start import cut_flat
 from .guidance.base import DiffusionBackend
 from .mesh import color_vertices, extract_mesh, largest_shell
 from .mesh_model import SurfaceMesh
@@ -53,7 +53,7 @@ def initial_mesh(field: GridField, cfg: RunConfig) -> tuple[trimesh.Trimesh, flo
     """(the field's surface as one closed, outward-facing shell with vertex colours, the
     turn snapped in degrees): the field is turned like the export turns it, meshed at
     refine.mesh_resolution (largest blob, cavities filled, largest piece of the mesh),
-    smoothed, then cut flat underneath (refine.flat_base)."""
+    smoothed, then cut flat at both ends (refine.flat_start)."""
     turn = 0.0
     if cfg.export.snap_turn:
         field, turn = snap_turn(field)
@@ -61,7 +61,7 @@ def initial_mesh(field: GridField, cfg: RunConfig) -> tuple[trimesh.Trimesh, flo
     mesh = extract_mesh(density_on_grid(field, cfg.refine.mesh_resolution), threshold,
                         bound=field.cfg.bound, fill_hidden=cfg.export.fill_hidden)
     mesh = cut_flat(taubin(largest_shell(mesh), cfg.refine.smooth_iterations),
-                    cfg.refine.flat_base)
+                    cfg.refine.flat_start)
 
     def albedo_fn(points: torch.Tensor) -> torch.Tensor:
         return field.albedo(points.to(field.device).float()).cpu()
