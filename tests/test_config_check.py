@@ -70,7 +70,7 @@ def test_unknown_keys_and_wrong_types_are_named(data, key):
     ({"optim": {"lr_density": float("nan")}}, "optim.lr_density"),
     ({"render": {"formation_size": 4}}, "render.formation_size"),
     ({"render": {"formation_steps": [0.6, 0.2]}}, "render.formation_steps"),
-    ({"refine": {"flat_start": 0.5}}, "refine.flat_start"),
+    ({"refine": {"flat_start": 1.5}}, "refine.flat_start"),
 ])
 def test_values_out_of_range_are_named(changes, key):
     with pytest.raises(ConfigError, match=key):

@@ -313,10 +313,10 @@ class RefineConfig:
     """Taubin smoothing passes of the initial mesh (lambda 0.5, nu -0.53)."""
     flat_start: float = 0.15
     """The initial mesh is cut flat at its widest cross-sections within this share of its
-    height at the bottom and at the top (flat_start.py; 0 = off, at most 0.45): no camera
-    faces the underside and a domed top looks flat enough at 64x64, so material there
-    stays, while a cut too far grows back (docs/DESIGN-NOTES.md, "A flat start for the
-    base and the top")."""
+    height at the bottom and at the top (flat_start.py; 0 = off): no camera faces the
+    underside and a domed top looks flat enough at 64x64, so material there stays, while
+    a cut too far grows back (docs/DESIGN-NOTES.md, "A flat start for the base and the
+    top")."""
     bank_size: int = 2048
     """Toy prior: photos per caption at the refine size. The nearer a render's nearest
     photo, the less the bank's gaps bias the stage (docs/DESIGN-NOTES.md, "The photo

@@ -137,7 +137,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "mesh.lr_colours": _AT_LEAST_0, "mesh.laplacian": _AT_LEAST_0,
     "refine.steps": _AT_LEAST_1, "refine.size": _between(8, 512), "refine.batch_size": _AT_LEAST_1,
     "refine.mesh_resolution": _between(8, 256), "refine.smooth_iterations": _AT_LEAST_0,
-    "refine.flat_start": _between(0.0, 0.45),  # the two ends' bands must not meet
+    "refine.flat_start": _FRACTION,
     "refine.bank_size": _AT_LEAST_1, "refine.lr_vertices": _AT_LEAST_0,
     "refine.distance_ends": _FRACTION,
     "refine.lr_colours": _AT_LEAST_0, "refine.step_smoothing": _AT_LEAST_0,
